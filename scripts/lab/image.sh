@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# image.sh NAME: builds the lab image defined by scripts/lab/images/NAME/, unless an image
+# built from the same recipe already exists.
+#
+# A recipe directory holds:
+#   image.env   IMAGE_REFS="..." (every name the image gets, from versions.env) and
+#               optionally DEPENDS="other recipes built first"
+#   build.sh    optional; called as `build.sh CONTEXT_DIR` to put binaries and files into the
+#               build context (it caches what it compiles under $LAB_CACHE/bin)
+#   HASH_EXTRA_DIRS in image.env: repository directories whose content also goes into the
+#               hash (the source of a program the image carries)
+#   Dockerfile  optional; without it build.sh must create the image itself, named
+#               $IMAGE_REF and labelled $LAB_LABEL (e.g. with docker import --change)
+# The recipe hash covers versions.env, lib.sh and every file of the recipe (and of its
+# dependencies); it is stored as an image label, so a changed recipe is rebuilt and an
+# unchanged one costs one `docker image inspect`.
+. "$(dirname "$0")/lib.sh"
+
+name=${1:?usage: image.sh NAME}
+dir="$LAB_DIR/images/$name"
+[ -d "$dir" ] || die "no recipe scripts/lab/images/$name"
+
+recipe_of() {
+	local d="$LAB_DIR/images/$1" deps=""
+	# shellcheck disable=SC1091
+	deps=$(DEPENDS=""; . "$d/image.env"; echo "$DEPENDS")
+	extra=$(HASH_EXTRA_DIRS=""; . "$d/image.env"; echo "$HASH_EXTRA_DIRS")
+	{
+		cat "$LAB_DIR/versions.env" "$LAB_DIR/lib.sh"
+		find "$d" -type f | sort | xargs cat
+		for x in $extra; do find "$REPO_DIR/$x" -type f | sort | xargs cat; done
+		for x in $deps; do recipe_of "$x"; done
+	} | sha256sum | cut -c1-12
+}
+
+IMAGE_REFS=""; DEPENDS=""
+# shellcheck disable=SC1091
+. "$dir/image.env"
+[ -n "$IMAGE_REFS" ] || die "$name: image.env sets no IMAGE_REFS"
+for d in $DEPENDS; do "$LAB_DIR/image.sh" "$d"; done
+
+hash=$(recipe_of "$name")
+fresh=1
+for ref in $IMAGE_REFS; do
+	[ "$(image_label "$ref" io.k3snet.lab.recipe)" = "$hash" ] || fresh=0
+done
+if [ "$fresh" = 1 ]; then
+	log "$name: cached ($IMAGE_REFS)"
+	exit 0
+fi
+
+export IMAGE_REF=${IMAGE_REFS%% *}
+export LAB_LABEL="io.k3snet.lab.recipe=$hash"
+build_image() {
+	local ctx="$LAB_CACHE/work/ctx-$name"
+	rm -rf "$ctx"; mkdir -p "$ctx"
+	if [ -x "$dir/build.sh" ]; then "$dir/build.sh" "$ctx"; fi
+	if [ -f "$dir/Dockerfile" ]; then
+		cp "$dir/Dockerfile" "$ctx/Dockerfile"
+		docker build --label "$LAB_LABEL" --label io.k3snet.lab=true -t "$IMAGE_REF" "$ctx"
+	fi
+	have_image "$IMAGE_REF" || die "$name: recipe did not produce $IMAGE_REF"
+	for ref in ${IMAGE_REFS#* }; do
+		[ "$ref" = "$IMAGE_REF" ] || docker tag "$IMAGE_REF" "$ref"
+	done
+	rm -rf "$ctx"
+}
+step "image-$name" build_image

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# images.sh [build|list|save FILE|env]: the offline lab's entry point.
+#   build  builds every image the suite needs into the local Docker engine (cached: an
+#          unchanged recipe costs one `docker image inspect`) and writes .lab/images.env
+#   list   prints every image reference, one per line
+#   save   writes all of them into one archive, for an air-gapped machine (docker load -i)
+#   env    writes .lab/images.env only
+. "$(dirname "$0")/lib.sh"
+
+# Order matters only for wall time: the node image pulls in the add-on images it bakes.
+RECIPES="netprobe k3s metallb-controller metallb-speaker k3d-tools"
+
+all_refs() {
+	local r
+	for r in debian pause coredns local-path busybox metrics-server traefik klipper-helm klipper-lb $RECIPES; do
+		(IMAGE_REFS=""; . "$LAB_DIR/images/$r/image.env"; for x in $IMAGE_REFS; do echo "$x"; done)
+	done | awk '!seen[$0]++'
+}
+
+write_env() {
+	mkdir -p "$REPO_DIR/.lab"
+	cat >"$REPO_DIR/.lab/images.env" <<ENV
+# Written by scripts/lab/images.sh; included by the Makefile. The suite reads these
+# variables and does not care whether the lab or a registry provided the images.
+IMAGE_SOURCE=lab
+K3S_IMAGE=$LAB_K3S_IMAGE
+K3S_VERSION=$LAB_K3S_VERSION
+K3D_IMAGE_TOOLS=$K3D_TOOLS_IMAGE
+NETPROBE_IMAGE=$NETPROBE_IMAGE
+METALLB_MANIFEST=$LAB_CACHE/manifests/metallb-native-$METALLB_MODULE_VERSION.yaml
+METALLB_IMAGES=$METALLB_CONTROLLER_IMAGE $METALLB_SPEAKER_IMAGE
+ENV
+	log "wrote .lab/images.env"
+}
+
+case "${1:-build}" in
+build)
+	t0=$(date +%s)
+	"$LAB_DIR/docker.sh"
+	: >"$LAB_CACHE/logs/timings.txt"
+	for r in $RECIPES; do "$LAB_DIR/image.sh" "$r"; done
+	write_env
+	log "all lab images ready in $(( $(date +%s) - t0 ))s"
+	if [ -s "$LAB_CACHE/logs/timings.txt" ]; then
+		log "per-step timings (s):"; sed 's/^/    /' "$LAB_CACHE/logs/timings.txt" >&2
+	fi
+	;;
+list) all_refs ;;
+env) write_env ;;
+save)
+	out=${2:?usage: images.sh save FILE}
+	# shellcheck disable=SC2046
+	docker save -o "$out" $(all_refs)
+	log "saved $(all_refs | wc -l) images to $out ($(du -h "$out" | cut -f1)); load with: docker load -i $out"
+	;;
+*) die "usage: images.sh [build|list|save FILE|env]" ;;
+esac

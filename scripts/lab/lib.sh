@@ -1,0 +1,57 @@
+# Shared helpers for the offline lab scripts. Sourced, never executed.
+# shellcheck shell=bash
+
+set -euo pipefail
+
+LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$LAB_DIR/../.." && pwd)
+# shellcheck source=versions.env
+. "$LAB_DIR/versions.env"
+
+# The cache lives outside the work tree so that a fresh clone (CI) reuses what an earlier
+# run built: a k3s build costs ~20 minutes on two cores.
+if [ -z "${LAB_CACHE:-}" ]; then
+	if [ "$(id -u)" = 0 ]; then LAB_CACHE=/var/cache/k3snet-lab; else LAB_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/k3snet-lab"; fi
+fi
+export LAB_CACHE
+mkdir -p "$LAB_CACHE/bin" "$LAB_CACHE/src" "$LAB_CACHE/logs" "$LAB_CACHE/work"
+
+GO=${GO:-go}
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
+
+log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# step NAME CMD...: runs one build step, prints its wall time, keeps its log on failure.
+step() {
+	local name=$1; shift
+	local t0 t1 logf="$LAB_CACHE/logs/$name.log"
+	t0=$(date +%s)
+	log "$name: start (log: $logf)"
+	if ! "$@" >"$logf" 2>&1; then
+		tail -n 40 "$logf" >&2
+		die "$name failed after $(( $(date +%s) - t0 ))s; full log: $logf"
+	fi
+	t1=$(date +%s)
+	log "$name: done in $(( t1 - t0 ))s"
+	echo "$name $(( t1 - t0 ))" >>"$LAB_CACHE/logs/timings.txt"
+}
+
+# modsrc MODULE VERSION: prints a writable copy of a module's source, made once. Builds run
+# inside such a copy so that the module's own replace directives apply.
+modsrc() {
+	local mod=$1 ver=$2 dst dir
+	dst="$LAB_CACHE/src/$(echo "$mod" | tr '/' '_')@$ver"
+	if [ ! -f "$dst/.complete" ]; then
+		dir=$(cd "$LAB_CACHE/work" && GOFLAGS=-mod=mod "$GO" mod download -json "$mod@$ver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+		[ -n "$dir" ] || die "go mod download $mod@$ver gave no directory"
+		rm -rf "$dst"; cp -r "$dir" "$dst"; chmod -R u+w "$dst"; touch "$dst/.complete"
+	fi
+	echo "$dst"
+}
+
+# recipe_hash FILES...: a short hash of the files that define an image, for cache keys.
+recipe_hash() { cat "$@" | sha256sum | cut -c1-12; }
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+image_label() { docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
