@@ -1,0 +1,69 @@
+# k3snet e2e. Every knob is an environment variable; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Written by `make images` (lab) or `make setup` (official images); defines K3S_IMAGE,
+# K3S_VERSION, NETPROBE_IMAGE, METALLB_MANIFEST, ... Explicit environment variables win.
+# Make lets an included file override the environment; keep the environment's values.
+IMAGE_VARS := IMAGE_SOURCE K3S_IMAGE K3S_VERSION K3D_IMAGE_TOOLS NETPROBE_IMAGE METALLB_MANIFEST METALLB_IMAGES
+$(foreach v,$(IMAGE_VARS),$(if $(filter environment,$(origin $(v))),$(eval _env_$(v) := $$($(v)))))
+-include .lab/images.env
+$(foreach v,$(IMAGE_VARS),$(if $(_env_$(v)),$(eval $(v) := $$(_env_$(v)))))
+export IMAGE_SOURCE K3S_IMAGE K3S_VERSION K3D_IMAGE_TOOLS NETPROBE_IMAGE METALLB_MANIFEST METALLB_IMAGES
+
+ARTIFACTS     ?= $(CURDIR)/_artifacts
+LABELS        ?=
+PROFILES      ?=
+KEEP_CLUSTERS ?= never
+IMAGES        ?= auto
+GINKGO_FLAGS  ?=
+E2E_TIMEOUT   ?= 80m
+export ARTIFACTS PROFILES KEEP_CLUSTERS
+
+GO     ?= go
+GINKGO := $(GO) tool ginkgo
+UNIT_PKGS = $$($(GO) list ./... | grep -v /suites/)
+
+.PHONY: help ci docker images images-list images-save setup e2e e2e-run test lint clean-clusters
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+ci: ## what CI runs: engine, images, lint, unit tests, e2e
+	@$(MAKE) --no-print-directory docker images
+	@$(MAKE) --no-print-directory lint test e2e-run
+
+docker: ## start a Docker engine that can run privileged containers (idempotent)
+	@scripts/lab/docker.sh
+
+images: ## build every image the suite needs, offline, into the local Docker (cached)
+	@scripts/lab/images.sh build
+
+images-list: ## print every image reference the lab provides
+	@scripts/lab/images.sh list
+
+images-save: ## write every lab image into one archive for air-gapped machines
+	@mkdir -p $(ARTIFACTS) && scripts/lab/images.sh save $(ARTIFACTS)/k3snet-images.tar
+
+setup: ## engine + images: official images when a registry answers, else the offline lab
+	@IMAGES=$(IMAGES) scripts/setup.sh
+
+e2e: setup ## the main job: set up, boot one cluster per profile, run the checks
+	@$(MAKE) --no-print-directory e2e-run
+
+e2e-run: ## run the suites against images already prepared (no set-up)
+	@mkdir -p $(ARTIFACTS)
+	$(GINKGO) run -v --timeout=$(E2E_TIMEOUT) --poll-progress-after=60s --poll-progress-interval=30s \
+		--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
+		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/...
+
+test: ## unit tests (no Docker needed)
+	$(GO) test -count=1 $(UNIT_PKGS)
+
+lint: ## vet, gofmt, shell syntax
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@for f in $$(git ls-files '*.sh') .ci/run; do bash -n $$f || exit 1; done
+
+clean-clusters: ## remove every cluster, network and volume any k3snet run left behind
+	$(GO) run ./framework/cluster/cmd/k3snet-sweep

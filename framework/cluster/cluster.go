@@ -1,0 +1,305 @@
+// Package cluster turns a profile into a running k3s cluster with the k3d Go library (never
+// the k3d CLI), and makes sure every cluster a run creates is removed again.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	k3dclient "github.com/k3d-io/k3d/v5/pkg/client"
+	k3dconfig "github.com/k3d-io/k3d/v5/pkg/config"
+	"github.com/k3d-io/k3d/v5/pkg/config/types"
+	conf "github.com/k3d-io/k3d/v5/pkg/config/v1alpha5"
+	l "github.com/k3d-io/k3d/v5/pkg/logger"
+	"github.com/k3d-io/k3d/v5/pkg/runtimes"
+	k3d "github.com/k3d-io/k3d/v5/pkg/types"
+	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/k3snet/e2e/framework/profile"
+)
+
+// Labels put on every node container; Sweep finds a run's leftovers by them.
+const (
+	LabelRun     = "io.k3snet.run"
+	LabelProfile = "io.k3snet.profile"
+	NamePrefix   = "k3snet-"
+)
+
+// DefaultToolsImage is the k3d tools image matching the k3d library version in go.mod. As a
+// library k3d does not know its own version and would ask for the "latest" tag.
+const DefaultToolsImage = "ghcr.io/k3d-io/k3d-tools:5.9.0"
+
+// Options are the run-wide inputs of Create.
+type Options struct {
+	RunID        string
+	Image        string    // node image
+	ImportImages []string  // local images imported into every node after start
+	Log          io.Writer // k3d's log goes here
+	Timeout      time.Duration
+}
+
+// Node is one k3s node of a cluster.
+type Node struct {
+	Name      string // Kubernetes node name (= container hostname)
+	Container string
+	Role      string // "server" or "agent"
+	IP        string // address on the cluster's Docker network
+}
+
+// Cluster is a running k3d cluster made for one profile.
+type Cluster struct {
+	Name       string
+	Profile    *profile.Profile
+	Network    string
+	Subnet     *net.IPNet
+	Kubeconfig string // private file (0600) in a private directory
+	APIPort    int
+	Nodes      []Node
+	Timings    []Timing
+
+	k3d *k3d.Cluster
+	dir string
+}
+
+// Timing is the wall time of one phase of a cluster's life.
+type Timing struct {
+	Phase    string
+	Duration time.Duration
+}
+
+// Name is the cluster name for a profile in a run: unique per run, short enough for k3d.
+func Name(profileName, runID string) string { return NamePrefix + profileName + "-" + runID }
+
+func init() {
+	// k3d logs through a global logrus logger at info level; keep it quiet unless asked.
+	l.Log().SetLevel(logrus.WarnLevel)
+	if os.Getenv("K3D_IMAGE_TOOLS") == "" {
+		os.Setenv("K3D_IMAGE_TOOLS", DefaultToolsImage)
+	}
+}
+
+// Create boots the profile's cluster and returns once k3d saw every node start. On any
+// error the partial cluster is deleted before returning.
+func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err error) {
+	if o.Log != nil {
+		l.Log().SetOutput(o.Log)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	name := Name(p.Name, o.RunID)
+	if err := k3dclient.CheckName(name); err != nil {
+		return nil, fmt.Errorf("cluster name %q: %w", name, err)
+	}
+	image := o.Image
+	if p.K3s.Image != "" {
+		image = p.K3s.Image
+	}
+	rt := runtimes.SelectedRuntime
+	if _, err := rt.Info(); err != nil {
+		return nil, fmt.Errorf("docker engine not reachable (run `make docker`): %w", err)
+	}
+	if _, err := k3dclient.ClusterGet(ctx, rt, &k3d.Cluster{Name: name}); err == nil {
+		return nil, fmt.Errorf("cluster %s already exists; remove it with `make clean-clusters`", name)
+	}
+
+	c = &Cluster{Name: name, Profile: p, Network: "k3d-" + name}
+	if c.dir, err = os.MkdirTemp("", name+"-"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			// Never leave a half-made cluster behind, even when ctx was cancelled (Ctrl-C).
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			if derr := c.Delete(dctx); derr != nil {
+				err = errors.Join(err, fmt.Errorf("cleaning up after the failed create: %w", derr))
+			}
+			c = nil
+		}
+	}()
+
+	if c.Subnet, err = pickSubnet(ctx, p); err != nil {
+		return c, err
+	}
+	if c.APIPort, err = freePort(); err != nil {
+		return c, err
+	}
+
+	simple := conf.SimpleConfig{
+		TypeMeta:   types.TypeMeta{Kind: "Simple", APIVersion: conf.ApiVersion},
+		ObjectMeta: types.ObjectMeta{Name: name},
+		Servers:    p.Servers,
+		Agents:     p.AgentCount(),
+		Image:      image,
+		Subnet:     c.Subnet.String(),
+		// The API listens on loopback only: nothing outside this machine reaches test clusters.
+		ExposeAPI: conf.SimpleExposureOpts{Host: "127.0.0.1", HostIP: "127.0.0.1", HostPort: strconv.Itoa(c.APIPort)},
+		Options: conf.SimpleConfigOptions{
+			K3dOptions: conf.SimpleConfigOptionsK3d{
+				Wait:    true,
+				Timeout: o.Timeout,
+				// The serverlb (nginx) image is not needed: the API is published on server-0.
+				DisableLoadbalancer: true,
+				DisableImageVolume:  true,
+			},
+			KubeconfigOptions: conf.SimpleConfigOptionsKubeconfig{UpdateDefaultKubeconfig: false, SwitchCurrentContext: false},
+			Runtime: conf.SimpleConfigOptionsRuntime{Labels: []conf.LabelWithNodeFilters{
+				{Label: LabelRun + "=" + o.RunID, NodeFilters: []string{"all"}},
+				{Label: LabelProfile + "=" + p.Name, NodeFilters: []string{"all"}},
+			}},
+		},
+	}
+	for _, a := range p.ServerArgs() {
+		simple.Options.K3sOptions.ExtraArgs = append(simple.Options.K3sOptions.ExtraArgs, conf.K3sArgWithNodeFilters{Arg: a, NodeFilters: []string{"server:*"}})
+	}
+	for _, a := range p.AgentArgs() {
+		simple.Options.K3sOptions.ExtraArgs = append(simple.Options.K3sOptions.ExtraArgs, conf.K3sArgWithNodeFilters{Arg: a, NodeFilters: []string{"agent:*"}})
+	}
+
+	start := time.Now()
+	if err = k3dconfig.ProcessSimpleConfig(&simple); err != nil {
+		return c, fmt.Errorf("k3d config: %w", err)
+	}
+	cc, err := k3dconfig.TransformSimpleToClusterConfig(ctx, rt, simple, "")
+	if err != nil {
+		return c, fmt.Errorf("k3d config: %w", err)
+	}
+	if cc, err = k3dconfig.ProcessClusterConfig(*cc); err != nil {
+		return c, fmt.Errorf("k3d config: %w", err)
+	}
+	if err = k3dconfig.ValidateClusterConfig(ctx, rt, *cc); err != nil {
+		return c, fmt.Errorf("k3d config: %w", err)
+	}
+	c.k3d = &cc.Cluster
+	if err = k3dclient.ClusterRun(ctx, rt, cc); err != nil {
+		return c, fmt.Errorf("k3d cluster run %s: %w", name, err)
+	}
+	c.Timings = append(c.Timings, Timing{"create", time.Since(start)})
+
+	if err = c.refresh(ctx); err != nil {
+		return c, err
+	}
+	if err = c.writeKubeconfig(ctx); err != nil {
+		return c, err
+	}
+	if len(o.ImportImages) > 0 {
+		start = time.Now()
+		if err = c.Import(ctx, o.ImportImages...); err != nil {
+			return c, err
+		}
+		c.Timings = append(c.Timings, Timing{"image-import", time.Since(start)})
+	}
+	return c, nil
+}
+
+// Import copies local Docker images into every node's containerd, streaming them directly
+// (no tools container involved).
+func (c *Cluster) Import(ctx context.Context, images ...string) error {
+	err := k3dclient.ImageImportIntoClusterMulti(ctx, runtimes.SelectedRuntime, images, c.k3d, k3d.ImageImportOpts{Mode: k3d.ImportModeDirect})
+	if err != nil {
+		return fmt.Errorf("importing %v into %s: %w", images, c.Name, err)
+	}
+	return nil
+}
+
+func (c *Cluster) refresh(ctx context.Context) error {
+	kc, err := k3dclient.ClusterGet(ctx, runtimes.SelectedRuntime, &k3d.Cluster{Name: c.Name})
+	if err != nil {
+		return fmt.Errorf("reading cluster %s back: %w", c.Name, err)
+	}
+	c.k3d = kc
+	c.Nodes = c.Nodes[:0]
+	for _, n := range kc.Nodes {
+		if n.Role != k3d.ServerRole && n.Role != k3d.AgentRole {
+			continue
+		}
+		node := Node{Name: n.Name, Container: n.Name, Role: string(n.Role), IP: n.IP.IP.String()}
+		c.Nodes = append(c.Nodes, node)
+	}
+	sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
+	return nil
+}
+
+func (c *Cluster) writeKubeconfig(ctx context.Context) error {
+	cfg, err := k3dclient.KubeconfigGet(ctx, runtimes.SelectedRuntime, c.k3d)
+	if err != nil {
+		return fmt.Errorf("kubeconfig of %s: %w", c.Name, err)
+	}
+	path := filepath.Join(c.dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return err
+	}
+	c.Kubeconfig = path
+	return nil
+}
+
+// Node returns the node with the given Kubernetes name.
+func (c *Cluster) Node(name string) (Node, bool) {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// StopNode stops a node's container (a node failure, as seen by the rest of the cluster).
+func (c *Cluster) StopNode(ctx context.Context, name string) error {
+	n, err := k3dclient.NodeGet(ctx, runtimes.SelectedRuntime, &k3d.Node{Name: name})
+	if err != nil {
+		return err
+	}
+	return runtimes.SelectedRuntime.StopNode(ctx, n)
+}
+
+// StartNode starts a stopped node's container again.
+func (c *Cluster) StartNode(ctx context.Context, name string) error {
+	n, err := k3dclient.NodeGet(ctx, runtimes.SelectedRuntime, &k3d.Node{Name: name})
+	if err != nil {
+		return err
+	}
+	return runtimes.SelectedRuntime.StartNode(ctx, n)
+}
+
+// Delete removes the cluster: containers (with their volumes), network, kubeconfig.
+// Deleting a cluster that is already gone is not an error.
+func (c *Cluster) Delete(ctx context.Context) error {
+	start := time.Now()
+	var errs []error
+	if _, err := k3dclient.ClusterGet(ctx, runtimes.SelectedRuntime, &k3d.Cluster{Name: c.Name}); err == nil {
+		if err := k3dclient.ClusterDelete(ctx, runtimes.SelectedRuntime, &k3d.Cluster{Name: c.Name}, k3d.ClusterDeleteOpts{SkipRegistryCheck: true}); err != nil {
+			errs = append(errs, fmt.Errorf("deleting cluster %s: %w", c.Name, err))
+		}
+	}
+	// k3d may stop half-way when the create was interrupted: remove what carries the name.
+	if err := removeLeftovers(ctx, c.Name); err != nil {
+		errs = append(errs, err)
+	}
+	if c.dir != "" {
+		errs = append(errs, os.RemoveAll(c.dir))
+	}
+	c.Timings = append(c.Timings, Timing{"delete", time.Since(start)})
+	return errors.Join(errs...)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port on 127.0.0.1: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,137 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/k3snet/e2e/framework/cluster"
+	"github.com/k3snet/e2e/framework/config"
+	"github.com/k3snet/e2e/framework/kube"
+	"github.com/k3snet/e2e/framework/probe"
+	"github.com/k3snet/e2e/framework/profile"
+)
+
+// probeNamespace is where the suite deploys its probes in clusters it owns.
+const probeNamespace = "k3snet-probe"
+
+// clusterEnv is what every spec of one profile shares: the profile, what k3s must build
+// for it, and the running cluster with its probes.
+type clusterEnv struct {
+	Profile *profile.Profile
+	Exp     profile.Expectations
+	Cluster *cluster.Cluster
+	Kube    *kube.Client
+	Probe   *probe.Probe
+
+	failed  bool
+	timings []cluster.Timing
+}
+
+// describeProfile registers the Ordered container of one profile: one cluster, created in
+// BeforeAll and deleted after the last spec, shared by every spec of every area.
+func describeProfile(p *profile.Profile) {
+	exp := p.Expect()
+	Describe("profile "+p.Name, Ordered, Label(exp.Labels()...), func() {
+		env := &clusterEnv{Profile: p, Exp: exp}
+		BeforeAll(func(ctx SpecContext) { env.setUp(ctx) }, NodeTimeout(12*time.Minute))
+		AfterEach(func() {
+			if CurrentSpecReport().Failed() {
+				env.failed = true
+			}
+		})
+		podNetworkSpecs(env)
+	})
+}
+
+func (e *clusterEnv) phase(name string, start time.Time) {
+	d := time.Since(start)
+	e.timings = append(e.timings, cluster.Timing{Phase: name, Duration: d})
+	GinkgoWriter.Printf("[%s] %s took %s\n", e.Profile.Name, name, d.Round(100*time.Millisecond))
+}
+
+// setUp boots the profile's cluster and deploys the probes. Each step's failure message
+// says what was being waited for.
+func (e *clusterEnv) setUp(ctx context.Context) {
+	GinkgoHelper()
+	p := e.Profile
+	images := []string{settings.NetprobeImage}
+	if e.Exp.MetalLB {
+		images = append(images, settings.MetalLBImages...)
+	}
+	By(fmt.Sprintf("creating cluster %s: %d server(s), %d agent(s), flannel %s, image %s",
+		cluster.Name(p.Name, settings.RunID), p.Servers, p.AgentCount(), e.Exp.Backend, settings.K3sImage))
+	start := time.Now()
+	c, err := cluster.Create(ctx, p, cluster.Options{
+		RunID: settings.RunID, Image: settings.K3sImage, ImportImages: images, Log: GinkgoWriter,
+	})
+	Expect(err).NotTo(HaveOccurred(), "creating the cluster of profile %s", p.Name)
+	e.Cluster = c
+	e.timings = append(e.timings, c.Timings...)
+	e.phase("create+import", start)
+	DeferCleanup(e.tearDown, NodeTimeout(3*time.Minute))
+
+	e.Kube, err = kube.New(c.Kubeconfig)
+	Expect(err).NotTo(HaveOccurred())
+
+	start = time.Now()
+	if e.Exp.PodNetwork {
+		By("waiting for every node to be Ready")
+		Expect(e.Kube.WaitNodesReady(ctx, e.Exp.Nodes, 4*time.Minute)).To(Succeed())
+	} else {
+		By("waiting for every node to register (no CNI: they stay NotReady)")
+		Eventually(ctx, e.Kube.Nodes).WithTimeout(3*time.Minute).Should(HaveLen(e.Exp.Nodes),
+			"all %d nodes of profile %s should register with the API server", e.Exp.Nodes, p.Name)
+	}
+	e.phase("ready", start)
+
+	start = time.Now()
+	By("deploying the probes")
+	Expect(e.Kube.CreateNamespace(ctx, probeNamespace, map[string]string{"app.kubernetes.io/part-of": "k3snet-e2e"})).To(Succeed())
+	e.Probe, err = probe.Deploy(ctx, e.Kube, probeNamespace, settings.NetprobeImage)
+	Expect(err).NotTo(HaveOccurred())
+	ds := []string{probe.HostDS}
+	if e.Exp.PodNetwork {
+		ds = append(ds, probe.PodDS, probe.PeerDS)
+	}
+	Expect(e.Probe.WaitReady(ctx, 3*time.Minute, ds...)).To(Succeed(), "probe DaemonSets %v should be ready on every node", ds)
+	e.phase("probes", start)
+}
+
+// tearDown deletes the cluster unless KEEP_CLUSTERS asks to keep it.
+func (e *clusterEnv) tearDown(ctx SpecContext) {
+	keep := settings.Keep == config.KeepAlways || (settings.Keep == config.KeepOnFailure && e.failed)
+	if keep {
+		GinkgoWriter.Printf("keeping cluster %s (KEEP_CLUSTERS=%s); kubeconfig: %s; remove with `make clean-clusters`\n",
+			e.Cluster.Name, settings.Keep, e.Cluster.Kubeconfig)
+		return
+	}
+	start := time.Now()
+	err := e.Cluster.Delete(ctx)
+	e.phase("delete", start)
+	AddReportEntry("timings "+e.Profile.Name, e.timingSummary())
+	Expect(err).NotTo(HaveOccurred(), "deleting cluster %s", e.Cluster.Name)
+}
+
+func (e *clusterEnv) timingSummary() string {
+	var parts []string
+	for _, t := range e.timings {
+		parts = append(parts, fmt.Sprintf("%s=%s", t.Phase, t.Duration.Round(100*time.Millisecond)))
+	}
+	return strings.Join(parts, " ")
+}
+
+// nodeIP returns a node's InternalIP as Kubernetes reports it.
+func nodeIP(n *corev1.Node) string {
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			return a.Address
+		}
+	}
+	return ""
+}

@@ -1,0 +1,99 @@
+// Package network is the k3s network conformance suite: one cluster per profile, booted with
+// the k3d library, and specs grouped by the promise they check (pod network, data plane, DNS,
+// services, load balancers, add-ons). Profiles are data (fixtures/profiles); labels
+// `profile:<name>`, `backend:<name>`, `area:<name>` select any slice with --label-filter.
+package network
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/k3snet/e2e/fixtures/profiles"
+	"github.com/k3snet/e2e/framework/cluster"
+	"github.com/k3snet/e2e/framework/config"
+	"github.com/k3snet/e2e/framework/profile"
+)
+
+// Loaded while the spec tree is built, so that a bad profile or setting fails the run
+// before any container exists.
+var (
+	settings config.Settings
+	selected []*profile.Profile
+	loadErr  error
+)
+
+func init() {
+	settings, loadErr = config.Load()
+	if loadErr != nil {
+		return
+	}
+	all, err := profile.LoadFS(profiles.FS)
+	if err != nil {
+		loadErr = err
+		return
+	}
+	if selected, err = profile.Select(all, settings.Profiles); err != nil {
+		loadErr = err
+		return
+	}
+	version, err := profile.ParseVersion(settings.K3sVersion)
+	if err != nil {
+		loadErr = fmt.Errorf("K3S_VERSION: %w", err)
+		return
+	}
+	for _, p := range selected {
+		if err := p.ValidateFor(version); err != nil {
+			loadErr = err
+			return
+		}
+	}
+}
+
+func TestNetwork(t *testing.T) {
+	RegisterFailHandler(Fail)
+	SetDefaultEventuallyPollingInterval(time.Second)
+	RunSpecs(t, "k3snet network conformance")
+}
+
+var _ = BeforeSuite(func() {
+	Expect(loadErr).NotTo(HaveOccurred(), "profiles and settings must be valid before any cluster is created")
+	GinkgoWriter.Printf("run %s: k3s %s, node image %s (%s images), profiles: %s\n",
+		settings.RunID, settings.K3sVersion, settings.K3sImage, settings.ImageSource, profileNames(selected))
+})
+
+// The safety net behind each cluster's own cleanup: whatever this run created and did not
+// remove (a crash between two steps, an interrupt) goes now.
+var _ = AfterSuite(func(ctx SpecContext) {
+	if settings.Keep != config.KeepNever || settings.RunID == "" {
+		return
+	}
+	swept, err := cluster.Sweep(context.WithoutCancel(ctx), settings.RunID)
+	if len(swept) > 0 {
+		GinkgoWriter.Printf("swept leftovers of run %s: %v\n", settings.RunID, swept)
+	}
+	Expect(err).NotTo(HaveOccurred(), "removing what run %s left behind", settings.RunID)
+}, NodeTimeout(3*time.Minute))
+
+func profileNames(ps []*profile.Profile) string {
+	s := ""
+	for i, p := range ps {
+		if i > 0 {
+			s += ", "
+		}
+		s += p.Name
+	}
+	return s
+}
+
+// The spec tree: one Ordered container per selected profile, each with its own cluster.
+var _ = func() bool {
+	for _, p := range selected {
+		describeProfile(p)
+	}
+	return true
+}()
