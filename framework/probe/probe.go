@@ -221,10 +221,15 @@ func (p *Probe) DNS(ctx context.Context, w Where, node string, q DNSQuery, opts 
 	return r
 }
 
-// Links reads the node's interfaces, routes and flannel's subnet.env through the host probe.
-func (p *Probe) Links(ctx context.Context, node string) api.LinksResult {
+// Links reads interfaces and routes in the chosen probe's network namespace; on the host it
+// also reads flannel's subnet.env from the node's filesystem.
+func (p *Probe) Links(ctx context.Context, w Where, node string) api.LinksResult {
 	var r api.LinksResult
-	if err := p.run(ctx, OnHost, node, 10*time.Second, &r, "links", "--subnet-env", "/host/run/flannel/subnet.env"); err != nil {
+	args := []string{"links"}
+	if w == OnHost {
+		args = append(args, "--subnet-env", "/host/run/flannel/subnet.env")
+	}
+	if err := p.run(ctx, w, node, 10*time.Second, &r, args...); err != nil {
 		r.OK, r.Error = false, err.Error()
 	}
 	return r

@@ -46,6 +46,7 @@ func describeProfile(p *profile.Profile) {
 			}
 		})
 		podNetworkSpecs(env)
+		dataplaneSpecs(env)
 	})
 }
 
