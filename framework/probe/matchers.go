@@ -36,6 +36,8 @@ func resultOK(actual any) (ok bool, ran bool, err error) {
 		return r.OK, true, nil
 	case api.WGCheckResult:
 		return r.OK, true, nil
+	case api.ResolvConfResult:
+		return r.OK, true, nil
 	}
 	return false, false, fmt.Errorf("probe matcher: unsupported type %T", actual)
 }

@@ -163,8 +163,14 @@ func (p *Probe) run(ctx context.Context, w Where, node string, timeout time.Dura
 func (p *Probe) Dial(ctx context.Context, w Where, node, proto, target string, opts ...Opt) api.DialResult {
 	o := options(opts)
 	r := api.DialResult{Proto: proto, Target: target}
-	err := p.run(ctx, w, node, o.timeout*time.Duration(o.count), &r, "dial", "--proto", proto, "--target", target,
-		"--timeout", o.timeout.String(), "--count", strconv.Itoa(o.count))
+	args := []string{"dial", "--proto", proto, "--target", target, "--timeout", o.timeout.String(), "--count", strconv.Itoa(o.count)}
+	if o.host != "" {
+		args = append(args, "--host", o.host)
+	}
+	if o.path != "" {
+		args = append(args, "--path", o.path)
+	}
+	err := p.run(ctx, w, node, o.timeout*time.Duration(o.count), &r, args...)
 	if err != nil {
 		r.OK, r.Error = false, err.Error()
 	}
@@ -269,7 +275,15 @@ type Opt func(*callOpts)
 type callOpts struct {
 	timeout time.Duration
 	count   int
+	host    string
+	path    string
 }
+
+// Host sets the HTTP Host header of an http dial (ingress routing).
+func Host(h string) Opt { return func(o *callOpts) { o.host = h } }
+
+// Path sets the HTTP path of an http dial (default /hostname).
+func Path(p string) Opt { return func(o *callOpts) { o.path = p } }
 
 // Timeout bounds each attempt (default 2s).
 func Timeout(d time.Duration) Opt { return func(o *callOpts) { o.timeout = d } }
@@ -283,4 +297,13 @@ func options(opts []Opt) callOpts {
 		f(&o)
 	}
 	return o
+}
+
+// ResolvConf reads /etc/resolv.conf of the chosen probe pod, parsed like a stub resolver.
+func (p *Probe) ResolvConf(ctx context.Context, w Where, node string) api.ResolvConfResult {
+	var r api.ResolvConfResult
+	if err := p.run(ctx, w, node, 5*time.Second, &r, "resolvconf"); err != nil {
+		r.OK, r.Error = false, err.Error()
+	}
+	return r
 }
