@@ -121,6 +121,7 @@ func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err
 			// Never leave a half-made cluster behind, even when ctx was cancelled (Ctrl-C).
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 			defer cancel()
+			err = &CreateError{Err: err, Logs: nodeLogs(dctx, name, 200)}
 			if derr := c.Delete(dctx); derr != nil {
 				err = errors.Join(err, fmt.Errorf("cleaning up after the failed create: %w", derr))
 			}

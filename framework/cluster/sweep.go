@@ -75,7 +75,7 @@ func removeLeftovers(ctx context.Context, name string) error {
 	}
 	defer dc.Close()
 	var errs []error
-	byLabel := filters.NewArgs(filters.Arg("label", k3d.LabelClusterName+"="+name))
+	byLabel := clusterFilter(name)
 	ctrs, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: byLabel})
 	errs = append(errs, err)
 	for _, c := range ctrs {
@@ -100,6 +100,10 @@ func removeLeftovers(ctx context.Context, name string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func clusterFilter(name string) filters.Args {
+	return filters.NewArgs(filters.Arg("label", k3d.LabelClusterName+"="+name))
 }
 
 // pickSubnet returns the profile's fixed Docker subnet, or the first /24 of 172.28.0.0/14
@@ -148,4 +152,38 @@ func pickSubnet(ctx context.Context, p *profile.Profile) (*net.IPNet, error) {
 func prefixNet(s string) *net.IPNet {
 	_, n, _ := net.ParseCIDR(s)
 	return n
+}
+
+// Leftovers lists what still exists of cluster name: containers, networks, volumes.
+func Leftovers(ctx context.Context, name string) ([]string, error) {
+	dc, err := docker()
+	if err != nil {
+		return nil, err
+	}
+	defer dc.Close()
+	var out []string
+	ctrs, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: clusterFilter(name)})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range ctrs {
+		out = append(out, "container "+strings.Join(c.Names, ","))
+	}
+	nets, err := dc.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nets {
+		if n.Name == "k3d-"+name || n.Labels[k3d.LabelClusterName] == name {
+			out = append(out, "network "+n.Name)
+		}
+	}
+	vols, err := dc.VolumeList(ctx, volume.ListOptions{Filters: clusterFilter(name)})
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vols.Volumes {
+		out = append(out, "volume "+v.Name)
+	}
+	return out, nil
 }

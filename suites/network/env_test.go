@@ -36,10 +36,19 @@ type clusterEnv struct {
 // describeProfile registers the Ordered container of one profile: one cluster, created in
 // BeforeAll and deleted after the last spec, shared by every spec of every area.
 func describeProfile(p *profile.Profile) {
-	exp := p.Expect()
+	exp := p.ExpectFor(k3sVersion)
 	Describe("profile "+p.Name, Ordered, Label(exp.Labels()...), func() {
 		env := &clusterEnv{Profile: p, Exp: exp}
-		BeforeAll(func(ctx SpecContext) { env.setUp(ctx) }, NodeTimeout(12*time.Minute))
+		if exp.StartRefused {
+			refusalSpecs(env)
+			return
+		}
+		BeforeAll(func(ctx SpecContext) {
+			if exp.NeedsWireGuard {
+				env.requireWireGuard(ctx)
+			}
+			env.setUp(ctx)
+		}, NodeTimeout(12*time.Minute))
 		AfterEach(func() {
 			if CurrentSpecReport().Failed() {
 				env.failed = true
@@ -47,6 +56,8 @@ func describeProfile(p *profile.Profile) {
 		})
 		podNetworkSpecs(env)
 		dataplaneSpecs(env)
+		noCNISpecs(env)
+		policySpecs(env)
 	})
 }
 

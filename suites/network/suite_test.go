@@ -22,9 +22,10 @@ import (
 // Loaded while the spec tree is built, so that a bad profile or setting fails the run
 // before any container exists.
 var (
-	settings config.Settings
-	selected []*profile.Profile
-	loadErr  error
+	settings   config.Settings
+	k3sVersion profile.Version
+	selected   []*profile.Profile
+	loadErr    error
 )
 
 func init() {
@@ -41,13 +42,12 @@ func init() {
 		loadErr = err
 		return
 	}
-	version, err := profile.ParseVersion(settings.K3sVersion)
-	if err != nil {
+	if k3sVersion, err = profile.ParseVersion(settings.K3sVersion); err != nil {
 		loadErr = fmt.Errorf("K3S_VERSION: %w", err)
 		return
 	}
 	for _, p := range selected {
-		if err := p.ValidateFor(version); err != nil {
+		if err := p.ValidateFor(k3sVersion); err != nil {
 			loadErr = err
 			return
 		}
