@@ -24,13 +24,13 @@ GO     ?= go
 GINKGO := $(GO) tool ginkgo
 UNIT_PKGS = $$($(GO) list ./... | grep -v /suites/)
 
-.PHONY: help ci docker images images-list images-save setup e2e e2e-run test lint clean-clusters
+.PHONY: help ci docker images images-list images-save setup e2e e2e-run e2e-existing test lint clean-clusters
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-ci: ## what CI runs: engine, images, lint, unit tests, e2e
-	@$(MAKE) --no-print-directory docker images
+ci: ## what CI runs (.ci/run): set-up, lint, unit tests, e2e
+	@IMAGES=$(IMAGES) scripts/setup.sh
 	@$(MAKE) --no-print-directory lint test e2e-run
 
 docker: ## start a Docker engine that can run privileged containers (idempotent)
@@ -67,3 +67,11 @@ lint: ## vet, gofmt, shell syntax
 
 clean-clusters: ## remove every cluster, network and volume any k3snet run left behind
 	$(GO) run ./framework/cluster/cmd/k3snet-sweep
+
+e2e-existing: ## checks against the cluster in $KUBECONFIG; PROFILE (name or .yaml) describes its network
+	@test -n "$(KUBECONFIG)" || { echo "KUBECONFIG must name the existing cluster's kubeconfig"; exit 2; }
+	@test -n "$(PROFILE)" || { echo "PROFILE must name the profile (or profile file) the cluster was configured with"; exit 2; }
+	@mkdir -p $(ARTIFACTS)
+	EXISTING_CLUSTER=1 PROFILES='$(PROFILE)' $(GINKGO) run -v --timeout=$(E2E_TIMEOUT) \
+		--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
+		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/...

@@ -36,6 +36,9 @@ type Settings struct {
 	Keep            KeepPolicy // KEEP_CLUSTERS
 	Artifacts       string     // ARTIFACTS
 	Kubeconfig      string     // KUBECONFIG: only for existing-cluster mode
+	// Existing (EXISTING_CLUSTER=1) runs the checks against the cluster in KUBECONFIG
+	// instead of creating clusters: checks that need the cluster's lifecycle are skipped.
+	Existing bool
 }
 
 // DefaultK3sVersion is the version used with official images when nothing else is set.
@@ -71,6 +74,10 @@ func Load() (Settings, error) {
 		Keep:            KeepPolicy(get("KEEP_CLUSTERS", string(KeepNever))),
 		Artifacts:       get("ARTIFACTS", "_artifacts"),
 		Kubeconfig:      os.Getenv("KUBECONFIG"),
+		Existing:        os.Getenv("EXISTING_CLUSTER") == "1",
+	}
+	if s.Existing && s.Kubeconfig == "" {
+		return s, fmt.Errorf("EXISTING_CLUSTER=1 needs KUBECONFIG to name the cluster's kubeconfig")
 	}
 	s.K3sImage = get("K3S_IMAGE", "rancher/k3s:"+strings.ReplaceAll(s.K3sVersion, "+", "-"))
 	if v := get("K3D_IMAGE_TOOLS", ""); v != "" {

@@ -218,6 +218,7 @@ func hostGWFaultControl(e *clusterEnv) {
 		if e.Exp.Backend != profile.BackendHostGW {
 			Skip("the route removal control applies to flannel-backend=host-gw only")
 		}
+		e.ownClusterOnly("fault injection")
 		views := e.nodeViews(ctx)
 		from, to := views[0], views[len(views)-1]
 		dst := to.PodCIDR.Masked().String()

@@ -44,6 +44,10 @@ func describeProfile(p *profile.Profile) {
 			return
 		}
 		BeforeAll(func(ctx SpecContext) {
+			if settings.Existing {
+				env.attach(ctx)
+				return
+			}
 			if exp.NeedsWireGuard {
 				env.requireWireGuard(ctx)
 			}
@@ -102,10 +106,16 @@ func (e *clusterEnv) setUp(ctx context.Context) {
 	}
 	e.phase("ready", start)
 
-	start = time.Now()
-	By("deploying the probes")
-	Expect(e.Kube.CreateNamespace(ctx, probeNamespace, map[string]string{"app.kubernetes.io/part-of": "k3snet-e2e"})).To(Succeed())
-	e.Probe, err = probe.Deploy(ctx, e.Kube, probeNamespace, settings.NetprobeImage)
+	e.deployProbes(ctx, probeNamespace)
+}
+
+func (e *clusterEnv) deployProbes(ctx context.Context, ns string) {
+	GinkgoHelper()
+	start := time.Now()
+	By("deploying the probes into namespace " + ns)
+	Expect(e.Kube.CreateNamespace(ctx, ns, map[string]string{"app.kubernetes.io/part-of": "k3snet-e2e"})).To(Succeed())
+	var err error
+	e.Probe, err = probe.Deploy(ctx, e.Kube, ns, settings.NetprobeImage)
 	Expect(err).NotTo(HaveOccurred())
 	ds := []string{probe.HostDS}
 	if e.Exp.PodNetwork {
@@ -113,6 +123,41 @@ func (e *clusterEnv) setUp(ctx context.Context) {
 	}
 	Expect(e.Probe.WaitReady(ctx, 3*time.Minute, ds...)).To(Succeed(), "probe DaemonSets %v should be ready on every node", ds)
 	e.phase("probes", start)
+}
+
+// attach points the profile's specs at the existing cluster in KUBECONFIG: the profile says
+// what network that cluster was configured with; its node count is whatever it has. The
+// probes go into a namespace of this run, removed afterwards.
+func (e *clusterEnv) attach(ctx context.Context) {
+	GinkgoHelper()
+	var err error
+	e.Kube, err = kube.New(settings.Kubeconfig)
+	Expect(err).NotTo(HaveOccurred())
+	nodes, err := e.Kube.Nodes(ctx)
+	Expect(err).NotTo(HaveOccurred(), "listing the nodes of the cluster in %s", settings.Kubeconfig)
+	Expect(nodes).NotTo(BeEmpty(), "the cluster in %s has no nodes", settings.Kubeconfig)
+	e.Exp.Nodes = len(nodes)
+	ns := probeNamespace + "-" + settings.RunID
+	DeferCleanup(func(ctx context.Context) {
+		Expect(e.Kube.DeleteNamespace(ctx, ns, 2*time.Minute)).To(Succeed(), "removing the probe namespace %s", ns)
+	}, NodeTimeout(3*time.Minute))
+	e.deployProbes(ctx, ns)
+}
+
+// ownClusterOnly skips a spec that changes nodes (fault injection, installs): the suite
+// does that only to clusters it created.
+func (e *clusterEnv) ownClusterOnly(what string) {
+	if e.Cluster == nil {
+		Skip(what + " is done only on clusters the suite created, not on an existing cluster (EXISTING_CLUSTER=1)")
+	}
+}
+
+// needsLifecycle skips a spec that must create, stop or delete nodes: impossible on a
+// cluster the suite does not own.
+func (e *clusterEnv) needsLifecycle() {
+	if e.Cluster == nil {
+		Skip("needs to control the cluster's nodes; not done on an existing cluster (EXISTING_CLUSTER=1)")
+	}
 }
 
 // tearDown deletes the cluster unless KEEP_CLUSTERS asks to keep it.

@@ -40,7 +40,7 @@ func noCNISpecs(e *clusterEnv) {
 			// Not a convergence: with no CNI the pods can never start, so observe a bounded
 			// window and require that none did.
 			Consistently(ctx, func() []string {
-				pods, err := e.Kube.Pods(ctx, probeNamespace, "app.kubernetes.io/name="+probe.PodDS)
+				pods, err := e.Kube.Pods(ctx, e.Probe.Namespace, "app.kubernetes.io/name="+probe.PodDS)
 				Expect(err).NotTo(HaveOccurred())
 				var running []string
 				for _, p := range pods {

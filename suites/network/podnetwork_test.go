@@ -106,7 +106,7 @@ func podNetworkSpecs(e *clusterEnv) {
 
 		It("reaches the ClusterIP Service from a pod on every node", func(ctx SpecContext) {
 			svc := &corev1.Service{}
-			Expect(e.Kube.Resources().Get(ctx, probe.Service, probeNamespace, svc)).To(Succeed())
+			Expect(e.Kube.Resources().Get(ctx, probe.Service, e.Probe.Namespace, svc)).To(Succeed())
 			Expect(e.Exp.ServiceCIDR.Contains(netip.MustParseAddr(svc.Spec.ClusterIP))).To(BeTrue(),
 				"ClusterIP %s should lie in service-cidr %s", svc.Spec.ClusterIP, e.Exp.ServiceCIDR)
 			target := net.JoinHostPort(svc.Spec.ClusterIP, "80")
@@ -129,6 +129,7 @@ func vxlanFaultControl(e *clusterEnv) {
 		if e.Exp.Backend != "vxlan" {
 			Skip("the VXLAN drop control applies to flannel-backend=vxlan only")
 		}
+		e.ownClusterOnly("fault injection")
 		nodes := e.Probe.Nodes(probe.InPod)
 		victim := nodes[len(nodes)-1]
 		rule := []string{"INPUT", "-p", "udp", "--dport", strconv.Itoa(e.Exp.VXLANPort), "-m", "comment", "--comment", "k3snet-fault", "-j", "DROP"}

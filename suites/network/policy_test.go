@@ -24,12 +24,12 @@ func (e *clusterEnv) applyPolicy(ctx context.Context, name string) {
 	GinkgoHelper()
 	m, err := manifests.Render(name, nil)
 	Expect(err).NotTo(HaveOccurred())
-	Expect(e.Kube.Apply(ctx, m, probeNamespace)).To(Succeed(), "applying %s", name)
+	Expect(e.Kube.Apply(ctx, m, e.Probe.Namespace)).To(Succeed(), "applying %s", name)
 }
 
 func (e *clusterEnv) deletePolicies(ctx context.Context) {
 	for _, n := range []string{"k3snet-default-deny", "k3snet-allow-peer-tcp"} {
-		_ = e.Kube.Resources().Delete(ctx, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: probeNamespace}})
+		_ = e.Kube.Resources().Delete(ctx, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: e.Probe.Namespace}})
 	}
 }
 
@@ -54,7 +54,7 @@ func policySpecs(e *clusterEnv) {
 			pair := pairs[0]
 			DeferCleanup(e.deletePolicies)
 
-			By("denying all ingress in " + probeNamespace)
+			By("denying all ingress in " + e.Probe.Namespace)
 			e.applyPolicy(ctx, "policy-deny.yaml")
 			Eventually(ctx, func(ctx context.Context) api.DialResult {
 				return tcpTo(ctx, probe.InPod, pair.From, pair.To)

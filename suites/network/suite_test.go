@@ -7,6 +7,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,9 +39,28 @@ func init() {
 		loadErr = err
 		return
 	}
-	if selected, err = profile.Select(all, settings.Profiles); err != nil {
-		loadErr = err
-		return
+	// Entries ending in .yaml are profile files outside the matrix (a production-like
+	// profile for pre-upgrade or existing-cluster runs); the rest name matrix profiles.
+	var names []string
+	for _, f := range strings.FieldsFunc(settings.Profiles, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if strings.HasSuffix(f, ".yaml") || strings.HasSuffix(f, ".yml") {
+			p, err := profile.Load(f)
+			if err != nil {
+				loadErr = err
+				return
+			}
+			selected = append(selected, p)
+			continue
+		}
+		names = append(names, f)
+	}
+	if len(names) > 0 || len(selected) == 0 {
+		named, err := profile.Select(all, strings.Join(names, ","))
+		if err != nil {
+			loadErr = err
+			return
+		}
+		selected = append(selected, named...)
 	}
 	if k3sVersion, err = profile.ParseVersion(settings.K3sVersion); err != nil {
 		loadErr = fmt.Errorf("K3S_VERSION: %w", err)
