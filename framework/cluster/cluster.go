@@ -45,6 +45,10 @@ type Options struct {
 	ImportImages []string  // local images imported into every node after start
 	Log          io.Writer // k3d's log goes here
 	Timeout      time.Duration
+	// PersistentState keeps each node's /var/lib/rancher/k3s in a named volume of its own,
+	// so a node container can be replaced by one of another image (an upgrade) and come
+	// back with its datastore, certificates and identity.
+	PersistentState bool
 }
 
 // Node is one k3s node of a cluster.
@@ -160,6 +164,16 @@ func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err
 			}},
 		},
 	}
+	if o.PersistentState {
+		for i := 0; i < p.Servers; i++ {
+			simple.Volumes = append(simple.Volumes, conf.VolumeWithNodeFilters{
+				Volume: fmt.Sprintf("%s-server-%d-state:/var/lib/rancher/k3s", name, i), NodeFilters: []string{fmt.Sprintf("server:%d", i)}})
+		}
+		for i := 0; i < p.AgentCount(); i++ {
+			simple.Volumes = append(simple.Volumes, conf.VolumeWithNodeFilters{
+				Volume: fmt.Sprintf("%s-agent-%d-state:/var/lib/rancher/k3s", name, i), NodeFilters: []string{fmt.Sprintf("agent:%d", i)}})
+		}
+	}
 	for _, a := range p.ServerArgs() {
 		simple.Options.K3sOptions.ExtraArgs = append(simple.Options.K3sOptions.ExtraArgs, conf.K3sArgWithNodeFilters{Arg: a, NodeFilters: []string{"server:*"}})
 	}
@@ -273,6 +287,26 @@ func (c *Cluster) StartNode(ctx context.Context, name string) error {
 		return err
 	}
 	return runtimes.SelectedRuntime.StartNode(ctx, n)
+}
+
+// ReplaceNode swaps a node's container for a new one running image, keeping everything else
+// (name, network address, volumes, k3s arguments): the way a k3s node is upgraded in place.
+// The cluster must have been created with PersistentState, or the node loses its state.
+func (c *Cluster) ReplaceNode(ctx context.Context, name, image string) error {
+	rt := runtimes.SelectedRuntime
+	old, err := k3dclient.NodeGet(ctx, rt, &k3d.Node{Name: name})
+	if err != nil {
+		return fmt.Errorf("node %s: %w", name, err)
+	}
+	repl, err := k3dclient.CopyNode(ctx, old, k3dclient.CopyNodeOpts{})
+	if err != nil {
+		return fmt.Errorf("copying node %s: %w", name, err)
+	}
+	repl.Image = image
+	if err := k3dclient.NodeReplace(ctx, rt, old, repl); err != nil {
+		return fmt.Errorf("replacing node %s with image %s: %w", name, image, err)
+	}
+	return c.refresh(ctx)
 }
 
 // Delete removes the cluster: containers (with their volumes), network, kubeconfig.

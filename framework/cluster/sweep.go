@@ -92,9 +92,13 @@ func removeLeftovers(ctx context.Context, name string) error {
 			}
 		}
 	}
-	vols, err := dc.VolumeList(ctx, volume.ListOptions{Filters: byLabel})
+	vols, err := dc.VolumeList(ctx, volume.ListOptions{})
 	errs = append(errs, err)
 	for _, v := range vols.Volumes {
+		// k3d labels the volumes it makes; the per-node state volumes carry the name.
+		if v.Labels[k3d.LabelClusterName] != name && !strings.HasPrefix(v.Name, name+"-") {
+			continue
+		}
 		if err := dc.VolumeRemove(ctx, v.Name, true); err != nil && !dockerclient.IsErrNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
 		}
@@ -178,12 +182,14 @@ func Leftovers(ctx context.Context, name string) ([]string, error) {
 			out = append(out, "network "+n.Name)
 		}
 	}
-	vols, err := dc.VolumeList(ctx, volume.ListOptions{Filters: clusterFilter(name)})
+	vols, err := dc.VolumeList(ctx, volume.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
 	for _, v := range vols.Volumes {
-		out = append(out, "volume "+v.Name)
+		if v.Labels[k3d.LabelClusterName] == name || strings.HasPrefix(v.Name, name+"-") {
+			out = append(out, "volume "+v.Name)
+		}
 	}
 	return out, nil
 }
