@@ -53,17 +53,19 @@ e2e: setup ## the main job: set up, boot one cluster per profile, run the checks
 
 e2e-run: ## run the suites against images already prepared (no set-up)
 	@mkdir -p $(ARTIFACTS)
-	$(GINKGO) run -v --timeout=$(E2E_TIMEOUT) --poll-progress-after=60s --poll-progress-interval=30s \
+	$(GINKGO) run -v --fail-on-empty --timeout=$(E2E_TIMEOUT) --poll-progress-after=60s --poll-progress-interval=30s \
 		--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
-		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/...
+		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network
 
 test: ## unit tests (no Docker needed)
 	$(GO) test -count=1 $(UNIT_PKGS)
 
-lint: ## vet, gofmt, shell syntax
-	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
-	@for f in $$(git ls-files '*.sh') .ci/run; do bash -n $$f || exit 1; done
+lint: ## vet, gofmt, golangci-lint, actionlint, shellcheck, shell syntax (scripts/lint.sh)
+	@GO=$(GO) scripts/lint.sh
+
+.PHONY: tools
+tools: ## install the pinned lint tools into the cache (no-op when present)
+	@GO=$(GO) scripts/lint.sh tools
 
 clean-clusters: ## remove every cluster, network and volume any k3snet run left behind
 	$(GO) run ./framework/cluster/cmd/k3snet-sweep
@@ -72,6 +74,25 @@ e2e-existing: ## checks against the cluster in $KUBECONFIG; PROFILE (name or .ya
 	@test -n "$(KUBECONFIG)" || { echo "KUBECONFIG must name the existing cluster's kubeconfig"; exit 2; }
 	@test -n "$(PROFILE)" || { echo "PROFILE must name the profile (or profile file) the cluster was configured with"; exit 2; }
 	@mkdir -p $(ARTIFACTS)
-	EXISTING_CLUSTER=1 PROFILES='$(PROFILE)' $(GINKGO) run -v --timeout=$(E2E_TIMEOUT) \
+	EXISTING_CLUSTER=1 PROFILES='$(PROFILE)' $(GINKGO) run -v --fail-on-empty --timeout=$(E2E_TIMEOUT) \
 		--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
-		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/...
+		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network
+
+# Pre-upgrade validation (suites/upgrade): boot PROFILE at FROM, upgrade it node by node to TO
+# (servers first, then agents) while measuring the interruption of pod traffic and DNS, then
+# check the pod network on TO. FROM and TO are k3s versions (v1.31.1+k3s1 → rancher/k3s:…)
+# or node images (any value with ':' or '/'); FROM defaults to K3S_IMAGE / K3S_VERSION.
+# Report: $(ARTIFACTS)/upgrade.json and upgrade-junit.xml.
+UPGRADE_TIMEOUT ?= 60m
+# The suite runs in its package directory: a profile file is passed by absolute path.
+upgrade_profile = $(if $(filter %.yaml %.yml,$(1)),$(abspath $(1)),$(1))
+upgrade_kind = $(if $(or $(findstring :,$(1)),$(findstring /,$(1))),UPGRADE_$(2)_IMAGE,UPGRADE_$(2))
+.PHONY: preupgrade
+preupgrade: ## pre-upgrade validation: PROFILE=<name|file> FROM=<version|image> TO=<version|image>
+	@test -n "$(TO)" || { echo "TO must name the target k3s version (v1.32.1+k3s1) or node image"; exit 2; }
+	@if [ "$(SKIP_SETUP)" != 1 ]; then IMAGES=$(IMAGES) scripts/setup.sh; fi
+	@mkdir -p $(ARTIFACTS)
+	UPGRADE_PROFILE='$(call upgrade_profile,$(or $(PROFILE),vxlan))' $(if $(FROM),$(call upgrade_kind,$(FROM),FROM)='$(FROM)') \
+	$(call upgrade_kind,$(TO),TO)='$(TO)' \
+	$(GINKGO) run -v --timeout=$(UPGRADE_TIMEOUT) --poll-progress-after=120s --poll-progress-interval=60s \
+		--junit-report=upgrade-junit.xml --output-dir=$(ARTIFACTS) $(GINKGO_FLAGS) ./suites/upgrade

@@ -155,7 +155,9 @@ func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err
 				Timeout: o.Timeout,
 				// The serverlb (nginx) image is not needed: the API is published on server-0.
 				DisableLoadbalancer: true,
-				DisableImageVolume:  true,
+				// Keep k3d's image volume: without it, k3d's tools-node setup looks the
+				// cluster up before its nodes exist and fails.
+				DisableImageVolume: false,
 			},
 			KubeconfigOptions: conf.SimpleConfigOptionsKubeconfig{UpdateDefaultKubeconfig: false, SwitchCurrentContext: false},
 			Runtime: conf.SimpleConfigOptionsRuntime{Labels: []conf.LabelWithNodeFilters{

@@ -3,12 +3,15 @@
 # modules, into $LAB_CACHE/bin/k3s-$K3S_MODULE_VERSION. Does nothing when they exist.
 . "$(dirname "$0")/lib.sh"
 
-OUT="$LAB_CACHE/bin/k3s-$K3S_MODULE_VERSION"
+OUT="$LAB_CACHE/bin/k3s-$K3S_MODULE_VERSION-$("$GO" env GOVERSION)"
 mkdir -p "$OUT"
 
 k3s_version="$K3S_KUBE_VERSION+k3s-${K3S_COMMIT:0:8}"
 build_date=$(date -u '+%Y-%m-%dT%H:%M:%SZ')
+# k3s refuses to start unless UpstreamGolang names the Go that built it (upstream pins the
+# Go release Kubernetes was tested with; the lab builds with the Go it has).
 versionflags="
+ -X github.com/k3s-io/k3s/pkg/version.UpstreamGolang=$("$GO" env GOVERSION)
  -X github.com/k3s-io/k3s/pkg/version.Version=$k3s_version
  -X github.com/k3s-io/k3s/pkg/version.GitCommit=${K3S_COMMIT:0:8}
  -X k8s.io/client-go/pkg/version.gitVersion=$k3s_version

@@ -3,7 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
-	"strings"
+	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -12,9 +12,11 @@ import (
 
 	"github.com/k3snet/e2e/framework/cluster"
 	"github.com/k3snet/e2e/framework/config"
+	"github.com/k3snet/e2e/framework/diag"
 	"github.com/k3snet/e2e/framework/kube"
 	"github.com/k3snet/e2e/framework/probe"
 	"github.com/k3snet/e2e/framework/profile"
+	"github.com/k3snet/e2e/framework/report"
 )
 
 // probeNamespace is where the suite deploys its probes in clusters it owns.
@@ -31,6 +33,7 @@ type clusterEnv struct {
 
 	failed  bool
 	timings []cluster.Timing
+	diagDir string // the profile's diagnostics bundle, once collected
 }
 
 // describeProfile registers the Ordered container of one profile: one cluster, created in
@@ -53,15 +56,22 @@ func describeProfile(p *profile.Profile) {
 			}
 			env.setUp(ctx)
 		}, NodeTimeout(12*time.Minute))
-		AfterEach(func() {
+		AfterEach(func(ctx SpecContext) {
 			if CurrentSpecReport().Failed() {
 				env.failed = true
+				env.collectDiagnostics(ctx)
 			}
-		})
+		}, NodeTimeout(4*time.Minute))
 		podNetworkSpecs(env)
 		dataplaneSpecs(env)
 		noCNISpecs(env)
 		policySpecs(env)
+		dnsSpecs(env)
+		serviceSpecs(env)
+		loadBalancerSpecs(env)
+		ingressSpecs(env)
+		// Last: the failover check stops and restarts a node.
+		metallbSpecs(env)
 	})
 }
 
@@ -89,7 +99,7 @@ func (e *clusterEnv) setUp(ctx context.Context) {
 	Expect(err).NotTo(HaveOccurred(), "creating the cluster of profile %s", p.Name)
 	e.Cluster = c
 	e.timings = append(e.timings, c.Timings...)
-	e.phase("create+import", start)
+	GinkgoWriter.Printf("[%s] cluster up and images imported in %s\n", p.Name, time.Since(start).Round(100*time.Millisecond))
 	DeferCleanup(e.tearDown, NodeTimeout(3*time.Minute))
 
 	e.Kube, err = kube.New(c.Kubeconfig)
@@ -164,6 +174,7 @@ func (e *clusterEnv) needsLifecycle() {
 func (e *clusterEnv) tearDown(ctx SpecContext) {
 	keep := settings.Keep == config.KeepAlways || (settings.Keep == config.KeepOnFailure && e.failed)
 	if keep {
+		AddReportEntry(report.TimingsEntry(e.Profile.Name, e.reportPhases()))
 		GinkgoWriter.Printf("keeping cluster %s (KEEP_CLUSTERS=%s); kubeconfig: %s; remove with `make clean-clusters`\n",
 			e.Cluster.Name, settings.Keep, e.Cluster.Kubeconfig)
 		return
@@ -171,16 +182,53 @@ func (e *clusterEnv) tearDown(ctx SpecContext) {
 	start := time.Now()
 	err := e.Cluster.Delete(ctx)
 	e.phase("delete", start)
-	AddReportEntry("timings "+e.Profile.Name, e.timingSummary())
+	AddReportEntry(report.TimingsEntry(e.Profile.Name, e.reportPhases()))
 	Expect(err).NotTo(HaveOccurred(), "deleting cluster %s", e.Cluster.Name)
 }
 
-func (e *clusterEnv) timingSummary() string {
-	var parts []string
+// reportPhases hands the profile's timings to the run report; "checks" is derived there
+// from the specs' own durations.
+func (e *clusterEnv) reportPhases() []report.Phase {
+	out := make([]report.Phase, 0, len(e.timings))
 	for _, t := range e.timings {
-		parts = append(parts, fmt.Sprintf("%s=%s", t.Phase, t.Duration.Round(100*time.Millisecond)))
+		out = append(out, report.Phase{Name: t.Phase, Duration: t.Duration})
 	}
-	return strings.Join(parts, " ")
+	return out
+}
+
+// collectDiagnostics writes the profile's failure bundle at its first failure, while the
+// cluster is still in the state that failed, and names it in the failed spec's report.
+func (e *clusterEnv) collectDiagnostics(ctx context.Context) {
+	if e.Cluster == nil {
+		return // the create failed: its error already carries the node logs
+	}
+	if e.diagDir == "" {
+		src := diag.Sources{Kube: e.Kube, ContainerLogs: cluster.ContainerLogs, ProbeNamespace: probeNamespace}
+		if e.Probe != nil {
+			src.ProbeNamespace = e.Probe.Namespace
+		}
+		if e.Probe != nil { // a nil *probe.Probe must not become a non-nil interface
+			src.Exec = e.Probe
+		}
+		for _, n := range e.Cluster.Nodes {
+			src.Nodes = append(src.Nodes, n.Name)
+			if n.Container != n.Name {
+				if src.Containers == nil {
+					src.Containers = map[string]string{}
+				}
+				src.Containers[n.Name] = n.Container
+			}
+		}
+		b, err := diag.Collect(ctx, filepath.Join(settings.Artifacts, e.Profile.Name), src)
+		if err != nil {
+			GinkgoWriter.Printf("[%s] diagnostics bundle not written: %v\n", e.Profile.Name, err)
+			return
+		}
+		e.diagDir = b.Dir
+		GinkgoWriter.Printf("[%s] diagnostics bundle: %s (%d files, %d collection errors in %s)\n",
+			e.Profile.Name, b.Dir, len(b.Files), len(b.Errors), diag.ErrorsFile)
+	}
+	AddReportEntry(report.DiagnosticsEntry(e.Profile.Name, e.diagDir))
 }
 
 // nodeIP returns a node's InternalIP as Kubernetes reports it.

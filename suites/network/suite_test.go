@@ -7,6 +7,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/k3snet/e2e/framework/cluster"
 	"github.com/k3snet/e2e/framework/config"
 	"github.com/k3snet/e2e/framework/profile"
+	"github.com/k3snet/e2e/framework/report"
 )
 
 // Loaded while the spec tree is built, so that a bad profile or setting fails the run
@@ -29,7 +31,10 @@ var (
 	loadErr    error
 )
 
-func init() {
+// load runs while the spec tree is built (package variable initialisation comes before
+// init functions, so it cannot be an init).
+func load() {
+	var err error
 	settings, loadErr = config.Load()
 	if loadErr != nil {
 		return
@@ -81,7 +86,9 @@ func TestNetwork(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	Expect(loadErr).NotTo(HaveOccurred(), "profiles and settings must be valid before any cluster is created")
+	if loadErr != nil {
+		return // reported by the spec above
+	}
 	GinkgoWriter.Printf("run %s: k3s %s, node image %s (%s images), profiles: %s\n",
 		settings.RunID, settings.K3sVersion, settings.K3sImage, settings.ImageSource, profileNames(selected))
 })
@@ -99,6 +106,17 @@ var _ = AfterSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred(), "removing what run %s left behind", settings.RunID)
 }, NodeTimeout(3*time.Minute))
 
+// The run report: summary.md and timings.json in $ARTIFACTS, and the job summary in GitHub
+// Actions. ReportAfterSuite sees the specs of every parallel process.
+var _ = ReportAfterSuite("k3snet run report", func(rep Report) {
+	if settings.Artifacts == "" {
+		return // settings did not load; BeforeSuite reported why
+	}
+	run := &report.Run{RunID: settings.RunID, K3sVersion: settings.K3sVersion, K3sImage: settings.K3sImage, ImageSource: settings.ImageSource}
+	Expect(run.Write(settings.Artifacts, rep)).To(Succeed(), "writing the run report into %s", settings.Artifacts)
+	Expect(run.AppendGitHubSummary(os.Getenv("GITHUB_STEP_SUMMARY"))).To(Succeed(), "appending to the GitHub job summary")
+})
+
 func profileNames(ps []*profile.Profile) string {
 	s := ""
 	for i, p := range ps {
@@ -110,8 +128,16 @@ func profileNames(ps []*profile.Profile) string {
 	return s
 }
 
-// The spec tree: one Ordered container per selected profile, each with its own cluster.
+// The spec tree: one Ordered container per selected profile, each with its own cluster. A
+// bad profile or setting becomes one failing spec, so the run fails before any container.
 var _ = func() bool {
+	load()
+	if loadErr != nil {
+		It("has valid profiles and settings", func() {
+			Fail("profiles and settings must be valid before any cluster is created: " + loadErr.Error())
+		})
+		return true
+	}
 	for _, p := range selected {
 		describeProfile(p)
 	}

@@ -6,7 +6,7 @@
 ctx=$1
 
 "$LAB_DIR/build-k3s.sh"
-bin="$LAB_CACHE/bin/k3s-$K3S_MODULE_VERSION"
+bin="$LAB_CACHE/bin/k3s-$K3S_MODULE_VERSION-$("$GO" env GOVERSION)"
 src=$(modsrc "$K3S_MODULE" "$K3S_MODULE_VERSION")
 
 mkdir -p "$ctx/bin" "$ctx/images" "$ctx/etc"
