@@ -66,6 +66,7 @@ func describeProfile(p *profile.Profile) {
 		dataplaneSpecs(env)
 		noCNISpecs(env)
 		policySpecs(env)
+		perfSpecs(env)
 		dnsSpecs(env)
 		serviceSpecs(env)
 		loadBalancerSpecs(env)
