@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -44,7 +45,11 @@ func runOnce(ctx context.Context, image string, privileged bool, network string,
 	if err != nil {
 		return "", fmt.Errorf("creating a %s container: %w", image, err)
 	}
-	defer dc.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
+	defer func() {
+		if err := dc.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true}); err != nil {
+			fmt.Fprintf(os.Stderr, "removing the %s preflight container %s: %v\n", image, created.ID[:12], err)
+		}
+	}()
 	if err := dc.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		return "", fmt.Errorf("starting a %s container: %w", image, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
@@ -79,7 +80,7 @@ func removeLeftovers(ctx context.Context, name string) error {
 	ctrs, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: byLabel})
 	errs = append(errs, err)
 	for _, c := range ctrs {
-		if err := dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !dockerclient.IsErrNotFound(err) {
+		if err := dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing container %v: %w", c.Names, err))
 		}
 	}
@@ -87,7 +88,7 @@ func removeLeftovers(ctx context.Context, name string) error {
 	errs = append(errs, err)
 	for _, n := range nets {
 		if n.Name == "k3d-"+name || n.Labels[k3d.LabelClusterName] == name {
-			if err := dc.NetworkRemove(ctx, n.ID); err != nil && !dockerclient.IsErrNotFound(err) {
+			if err := dc.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
 			}
 		}
@@ -99,7 +100,7 @@ func removeLeftovers(ctx context.Context, name string) error {
 		if v.Labels[k3d.LabelClusterName] != name && !strings.HasPrefix(v.Name, name+"-") {
 			continue
 		}
-		if err := dc.VolumeRemove(ctx, v.Name, true); err != nil && !dockerclient.IsErrNotFound(err) {
+		if err := dc.VolumeRemove(ctx, v.Name, true); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
 		}
 	}

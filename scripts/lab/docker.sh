@@ -19,7 +19,8 @@ engine_up() { docker info >/dev/null 2>&1; }
 ours() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 labtool_bin() {
-	local out="$LAB_CACHE/bin/labtool-$(recipe_hash "$LAB_DIR/labtool/main.go")"
+	local out
+	out="$LAB_CACHE/bin/labtool-$(recipe_hash "$LAB_DIR/labtool/main.go")"
 	if [ ! -x "$out" ]; then
 		(cd "$REPO_DIR" && CGO_ENABLED=0 "$GO" build -o "$out" ./scripts/lab/labtool) || die "building labtool failed"
 	fi

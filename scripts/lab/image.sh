@@ -11,8 +11,7 @@
 #               hash (the source of a program the image carries)
 #   Dockerfile  optional; without it build.sh must create the image itself, named
 #               $IMAGE_REF and labelled $LAB_LABEL (e.g. with docker import --change)
-# The recipe hash covers versions.env, lib.sh and every file of the recipe (and of its
-# dependencies); it is stored as an image label, so a changed recipe is rebuilt and an
+# The recipe hash (see recipe_of) is stored as an image label, so a changed recipe is rebuilt and an
 # unchanged one costs one `docker image inspect`.
 . "$(dirname "$0")/lib.sh"
 
@@ -20,15 +19,22 @@ name=${1:?usage: image.sh NAME}
 dir="$LAB_DIR/images/$name"
 [ -d "$dir" ] || die "no recipe scripts/lab/images/$name"
 
+# recipe_of NAME: the hash of what defines an image: its recipe files, the pinned versions
+# they use (only those, so pinning something new rebuilds nothing else), the repository
+# directories named in HASH_EXTRA_DIRS and, recursively, the recipes it depends on.
 recipe_of() {
-	local d="$LAB_DIR/images/$1" deps=""
+	local d="$LAB_DIR/images/$1" deps extra var
 	# shellcheck disable=SC1091
 	deps=$(DEPENDS=""; . "$d/image.env"; echo "$DEPENDS")
+	# shellcheck disable=SC1091
 	extra=$(HASH_EXTRA_DIRS=""; . "$d/image.env"; echo "$HASH_EXTRA_DIRS")
+	local -a files
+	mapfile -t files < <(find "$d" -type f; for x in $extra; do find "$REPO_DIR/$x" -type f; done | sort)
 	{
-		cat "$LAB_DIR/versions.env" "$LAB_DIR/lib.sh"
-		find "$d" -type f | sort | xargs cat
-		for x in $extra; do find "$REPO_DIR/$x" -type f | sort | xargs cat; done
+		for var in $(sed -n 's/^\([A-Z0-9_]*\)=.*/\1/p' "$LAB_DIR/versions.env"); do
+			if grep -qE "\\\$\{?$var\b" "${files[@]}"; then grep "^$var=" "$LAB_DIR/versions.env"; fi
+		done
+		cat "${files[@]}"
 		for x in $deps; do recipe_of "$x"; done
 	} | sha256sum | cut -c1-12
 }

@@ -13,6 +13,7 @@ RECIPES="netprobe k3s metallb-controller metallb-speaker k3d-tools"
 all_refs() {
 	local r
 	for r in debian pause coredns local-path busybox metrics-server traefik klipper-helm klipper-lb $RECIPES; do
+		# shellcheck source=/dev/null
 		(IMAGE_REFS=""; . "$LAB_DIR/images/$r/image.env"; for x in $IMAGE_REFS; do echo "$x"; done)
 	done | awk '!seen[$0]++'
 }

@@ -5,6 +5,7 @@ set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$LAB_DIR/../.." && pwd)
+export REPO_DIR # used by the scripts that source this file
 # shellcheck source=versions.env
 . "$LAB_DIR/versions.env"
 

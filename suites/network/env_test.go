@@ -181,7 +181,10 @@ func (e *clusterEnv) tearDown(ctx SpecContext) {
 		return
 	}
 	start := time.Now()
-	err := e.Cluster.Delete(ctx)
+	// Not the node's context: an interrupt (Ctrl-C) cancels it, and the cluster must go anyway.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	err := e.Cluster.Delete(dctx)
 	e.phase("delete", start)
 	AddReportEntry(report.TimingsEntry(e.Profile.Name, e.reportPhases()))
 	Expect(err).NotTo(HaveOccurred(), "deleting cluster %s", e.Cluster.Name)
