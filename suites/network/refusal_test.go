@@ -15,8 +15,8 @@ import (
 
 // refusalBound is how long k3s may take to refuse a configuration it no longer supports.
 // k3s checks the flannel backend while preparing the agent, seconds after start; k3d notices
-// the exited server at its next log poll. A minute leaves room for a slow machine.
-const refusalBound = 90 * time.Second
+// the exited server at its next log poll. A minute leaves room for a loaded machine.
+const refusalBound = 60 * time.Second
 
 // refusalSpecs checks a profile that k3s must refuse (a removed flannel backend): the cluster
 // must not come up, k3s must say why, and nothing may be left behind.
