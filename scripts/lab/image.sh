@@ -31,9 +31,9 @@ recipe_of() {
 	local -a files
 	mapfile -t files < <(find "$d" -type f; for x in $extra; do find "$REPO_DIR/$x" -type f; done | sort)
 	{
-		for var in $(sed -n 's/^\([A-Z0-9_]*\)=.*/\1/p' "$LAB_DIR/versions.env"); do
+		while read -r var; do
 			if grep -qE "\\\$\{?$var\b" "${files[@]}"; then grep "^$var=" "$LAB_DIR/versions.env"; fi
-		done
+		done < <(sed -n 's/^\([A-Z0-9_]*\)=.*/\1/p' "$LAB_DIR/versions.env")
 		cat "${files[@]}"
 		for x in $deps; do recipe_of "$x"; done
 	} | sha256sum | cut -c1-12
