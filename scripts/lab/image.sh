@@ -43,8 +43,6 @@ IMAGE_REFS=""; DEPENDS=""
 # shellcheck disable=SC1091
 . "$dir/image.env"
 [ -n "$IMAGE_REFS" ] || die "$name: image.env sets no IMAGE_REFS"
-for d in $DEPENDS; do "$LAB_DIR/image.sh" "$d"; done
-
 hash=$(recipe_of "$name")
 fresh=1
 for ref in $IMAGE_REFS; do
@@ -54,6 +52,8 @@ if [ "$fresh" = 1 ]; then
 	log "$name: cached ($IMAGE_REFS)"
 	exit 0
 fi
+# The hash covers the dependencies' recipes, so only a stale image needs them checked.
+for d in $DEPENDS; do "$LAB_DIR/image.sh" "$d"; done
 
 export IMAGE_REF=${IMAGE_REFS%% *}
 export LAB_LABEL="io.k3snet.lab.recipe=$hash"
