@@ -62,6 +62,7 @@ func describeProfile(p *profile.Profile) {
 				env.collectDiagnostics(ctx)
 			}
 		}, NodeTimeout(4*time.Minute))
+		systemSpecs(env)
 		podNetworkSpecs(env)
 		dataplaneSpecs(env)
 		noCNISpecs(env)
