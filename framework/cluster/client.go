@@ -12,8 +12,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/pkg/stdcopy"
 	dockerclient "github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 )
 
 // LabelClient marks the one-shot client containers of RunClient; its value is the cluster
@@ -38,22 +38,9 @@ func (c *Cluster) RunClient(ctx context.Context, image string, args ...string) (
 	}
 	defer dc.Close()
 
-	suffix := make([]byte, 3)
-	if _, err := rand.Read(suffix); err != nil {
-		return "", err
-	}
-	name := c.Name + "-client-" + hex.EncodeToString(suffix)
-	labels := map[string]string{LabelClient: c.Name, LabelRun: runIDOf(c.Name)}
-	if c.Profile != nil {
-		labels[LabelProfile] = c.Profile.Name
-	}
-	created, err := dc.ContainerCreate(ctx,
-		&container.Config{Image: image, Cmd: args, Labels: labels, AttachStdout: true, AttachStderr: true},
-		&container.HostConfig{AutoRemove: true, NetworkMode: container.NetworkMode(c.Network)},
-		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{c.Network: {}}},
-		nil, name)
+	name, created, err := c.createClient(ctx, dc, image, args, true)
 	if err != nil {
-		return "", fmt.Errorf("creating client container %s on %s: %w", name, c.Network, err)
+		return "", err
 	}
 	removed := false
 	defer func() {
@@ -101,7 +88,7 @@ func (c *Cluster) RunClient(ctx context.Context, image string, args ...string) (
 	select {
 	case <-copied:
 	case <-time.After(10 * time.Second):
-		return out.String(), fmt.Errorf("client container %s exited but its output stream did not end", name)
+		return "", fmt.Errorf("client container %s exited but its output stream did not end", name)
 	}
 	if status.Error != nil && status.Error.Message != "" {
 		return out.String(), fmt.Errorf("client container %s: %s", name, status.Error.Message)
@@ -113,8 +100,117 @@ func (c *Cluster) RunClient(ctx context.Context, image string, args ...string) (
 	return out.String(), nil
 }
 
+// createClient creates (without starting) an auto-removed client container on the
+// cluster's network, labelled so that it can be traced to the run and cluster.
+func (c *Cluster) createClient(ctx context.Context, dc *dockerclient.Client, image string, args []string, attach bool) (string, container.CreateResponse, error) {
+	suffix := make([]byte, 3)
+	if _, err := rand.Read(suffix); err != nil {
+		return "", container.CreateResponse{}, err
+	}
+	name := c.Name + "-client-" + hex.EncodeToString(suffix)
+	labels := map[string]string{LabelClient: c.Name, LabelRun: runIDOf(c.Name)}
+	if c.Profile != nil {
+		labels[LabelProfile] = c.Profile.Name
+	}
+	created, err := dc.ContainerCreate(ctx,
+		&container.Config{Image: image, Cmd: args, Labels: labels, AttachStdout: attach, AttachStderr: attach},
+		&container.HostConfig{AutoRemove: true, NetworkMode: container.NetworkMode(c.Network)},
+		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{c.Network: {}}},
+		nil, name)
+	if err != nil {
+		return name, created, fmt.Errorf("creating client container %s on %s: %w", name, c.Network, err)
+	}
+	return name, created, nil
+}
+
 // runIDOf returns the run ID a cluster name ends with (Name: k3snet-<profile>-<runid>; run
 // IDs contain no dash).
 func runIDOf(clusterName string) string {
 	return clusterName[strings.LastIndex(clusterName, "-")+1:]
+}
+
+// Client is a long-lived client container on the cluster's Docker network. Commands run in
+// it through exec in well under a second, where a one-shot container needs seconds to start
+// on a busy machine: measurements such as a load balancer's failover time use it.
+type Client struct {
+	Name string
+	id   string
+}
+
+// StartClient starts image with args as a client container on the cluster's network and
+// returns once it runs. args must end by themselves within a bounded time: the container
+// is auto-removed when they do, so it cannot outlive a crashed run by more than that; Close
+// removes it earlier.
+func (c *Cluster) StartClient(ctx context.Context, image string, args ...string) (*Client, error) {
+	if c.Network == "" {
+		return nil, fmt.Errorf("cluster %s has no Docker network to attach a client to", c.Name)
+	}
+	dc, err := docker()
+	if err != nil {
+		return nil, err
+	}
+	defer dc.Close()
+	name, created, err := c.createClient(ctx, dc, image, args, false)
+	if err != nil {
+		return nil, err
+	}
+	cl := &Client{Name: name, id: created.ID}
+	if err := dc.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return nil, errors.Join(fmt.Errorf("starting client container %s: %w", cl.Name, err), cl.Close(ctx))
+	}
+	return cl, nil
+}
+
+// Exec runs cmd (an absolute path and its arguments) in the client and returns its stdout;
+// a non-zero exit status is an error carrying stderr.
+func (cl *Client) Exec(ctx context.Context, cmd ...string) (string, error) {
+	dc, err := docker()
+	if err != nil {
+		return "", err
+	}
+	defer dc.Close()
+	ex, err := dc.ContainerExecCreate(ctx, cl.id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return "", fmt.Errorf("exec in client %s: %w", cl.Name, err)
+	}
+	hijack, err := dc.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return "", fmt.Errorf("exec in client %s: %w", cl.Name, err)
+	}
+	defer hijack.Close()
+	var out, errOut bytes.Buffer
+	copied := make(chan error, 1)
+	go func() {
+		_, cerr := stdcopy.StdCopy(&out, &errOut, hijack.Reader)
+		copied <- cerr
+	}()
+	select {
+	case <-copied:
+	case <-ctx.Done():
+		return "", fmt.Errorf("exec in client %s: %w", cl.Name, ctx.Err())
+	}
+	st, err := dc.ContainerExecInspect(ctx, ex.ID)
+	if err != nil {
+		return out.String(), fmt.Errorf("exec in client %s: %w", cl.Name, err)
+	}
+	if st.ExitCode != 0 {
+		return out.String(), fmt.Errorf("%s in client %s exited with status %d: %s", strings.Join(cmd, " "), cl.Name, st.ExitCode, strings.TrimSpace(errOut.String()))
+	}
+	return out.String(), nil
+}
+
+// Close removes the client container; removing one that is already gone is not an error.
+func (cl *Client) Close(ctx context.Context) error {
+	dc, err := docker()
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err = dc.ContainerRemove(ctx, cl.id, container.RemoveOptions{Force: true})
+	if err != nil && !dockerclient.IsErrNotFound(err) && !strings.Contains(err.Error(), "already in progress") {
+		return fmt.Errorf("removing client container %s: %w", cl.Name, err)
+	}
+	return nil
 }
