@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	cerrdefs "github.com/containerd/errdefs"
 	"strings"
 	"time"
 
@@ -52,7 +53,7 @@ func (c *Cluster) RunClient(ctx context.Context, image string, args ...string) (
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		rerr := dc.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true})
-		if rerr != nil && !dockerclient.IsErrNotFound(rerr) && !strings.Contains(rerr.Error(), "already in progress") {
+		if rerr != nil && !cerrdefs.IsNotFound(rerr) && !strings.Contains(rerr.Error(), "already in progress") {
 			err = errors.Join(err, fmt.Errorf("removing client container %s: %w", name, rerr))
 		}
 	}()
@@ -86,7 +87,10 @@ func (c *Cluster) RunClient(ctx context.Context, image string, args ...string) (
 	}
 	// The attach stream ends when the container exits; bound the wait anyway.
 	select {
-	case <-copied:
+	case cerr := <-copied:
+		if cerr != nil {
+			return out.String(), fmt.Errorf("reading the output of client container %s: %w", name, cerr)
+		}
 	case <-time.After(10 * time.Second):
 		return "", fmt.Errorf("client container %s exited but its output stream did not end", name)
 	}
@@ -185,7 +189,10 @@ func (cl *Client) Exec(ctx context.Context, cmd ...string) (string, error) {
 		copied <- cerr
 	}()
 	select {
-	case <-copied:
+	case cerr := <-copied:
+		if cerr != nil {
+			return "", fmt.Errorf("reading the output of exec in client %s: %w", cl.Name, cerr)
+		}
 	case <-ctx.Done():
 		return "", fmt.Errorf("exec in client %s: %w", cl.Name, ctx.Err())
 	}
@@ -209,7 +216,7 @@ func (cl *Client) Close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err = dc.ContainerRemove(ctx, cl.id, container.RemoveOptions{Force: true})
-	if err != nil && !dockerclient.IsErrNotFound(err) && !strings.Contains(err.Error(), "already in progress") {
+	if err != nil && !cerrdefs.IsNotFound(err) && !strings.Contains(err.Error(), "already in progress") {
 		return fmt.Errorf("removing client container %s: %w", cl.Name, err)
 	}
 	return nil

@@ -54,6 +54,8 @@ func metallbSpecs(e *clusterEnv) {
 			if !e.Exp.PodNetwork {
 				Skip("MetalLB needs a pod network (flannel-backend=" + e.Exp.Backend + ")")
 			}
+			// Installing MetalLB and failing its nodes over are for clusters the suite owns.
+			e.needsLifecycle()
 			if pool.Name == "" {
 				pool = e.installMetalLB(ctx)
 			}
