@@ -60,14 +60,15 @@ export LAB_LABEL="io.k3snet.lab.recipe=$hash"
 build_image() {
 	local ctx="$LAB_CACHE/work/ctx-$name"
 	rm -rf "$ctx"; mkdir -p "$ctx"
-	if [ -x "$dir/build.sh" ]; then "$dir/build.sh" "$ctx"; fi
+	# `step` runs this inside `if`, where set -e does not apply: check each command.
+	if [ -x "$dir/build.sh" ]; then "$dir/build.sh" "$ctx" || die "$name: build.sh failed"; fi
 	if [ -f "$dir/Dockerfile" ]; then
 		cp "$dir/Dockerfile" "$ctx/Dockerfile"
-		docker build --label "$LAB_LABEL" --label io.k3snet.lab=true -t "$IMAGE_REF" "$ctx"
+		docker build --label "$LAB_LABEL" --label io.k3snet.lab=true -t "$IMAGE_REF" "$ctx" || die "$name: docker build failed"
 	fi
 	have_image "$IMAGE_REF" || die "$name: recipe did not produce $IMAGE_REF"
 	for ref in ${IMAGE_REFS#* }; do
-		[ "$ref" = "$IMAGE_REF" ] || docker tag "$IMAGE_REF" "$ref"
+		[ "$ref" = "$IMAGE_REF" ] || docker tag "$IMAGE_REF" "$ref" || die "$name: docker tag $ref failed"
 	done
 	rm -rf "$ctx"
 }
