@@ -15,10 +15,16 @@ ARTIFACTS     ?= $(CURDIR)/_artifacts
 LABELS        ?=
 PROFILES      ?=
 KEEP_CLUSTERS ?= never
+# One run id for every parallel process, so cleanup and reports see the whole run.
+ifndef RUN_ID
+RUN_ID := $(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+endif
+# Profiles (clusters) run at once; each is one ginkgo process.
+PARALLEL      ?= 1
 IMAGES        ?= auto
 GINKGO_FLAGS  ?=
 E2E_TIMEOUT   ?= 80m
-export ARTIFACTS PROFILES KEEP_CLUSTERS
+export ARTIFACTS PROFILES KEEP_CLUSTERS RUN_ID
 
 GO     ?= go
 GINKGO := $(GO) tool ginkgo
@@ -53,7 +59,7 @@ e2e: setup ## the main job: set up, boot one cluster per profile, run the checks
 
 e2e-run: ## run the suites against images already prepared (no set-up)
 	@mkdir -p $(ARTIFACTS)
-	$(GINKGO) run -v --fail-on-empty --timeout=$(E2E_TIMEOUT) --poll-progress-after=60s --poll-progress-interval=30s \
+	$(GINKGO) run -v --fail-on-empty --procs=$(PARALLEL) --timeout=$(E2E_TIMEOUT) --poll-progress-after=60s --poll-progress-interval=30s \
 		--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
 		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network
 
@@ -82,7 +88,9 @@ e2e-existing: ## checks against the cluster in $KUBECONFIG; PROFILE (name or .ya
 # (servers first, then agents) while measuring the interruption of pod traffic and DNS, then
 # check the pod network on TO. FROM and TO are k3s versions (v1.31.1+k3s1 → rancher/k3s:…)
 # or node images (any value with ':' or '/'); FROM defaults to K3S_IMAGE / K3S_VERSION.
-# Report: $(ARTIFACTS)/upgrade.json and upgrade-junit.xml.
+# Report: $(ARTIFACTS)/upgrade.json and upgrade-junit.xml. setup.sh is given only the K3S_IMAGE
+# and K3S_VERSION the caller set: the values included from .lab/images.env would make it switch
+# to official images.
 UPGRADE_TIMEOUT ?= 60m
 # The suite runs in its package directory: a profile file is passed by absolute path.
 upgrade_profile = $(if $(filter %.yaml %.yml,$(1)),$(abspath $(1)),$(1))
@@ -90,7 +98,7 @@ upgrade_kind = $(if $(or $(findstring :,$(1)),$(findstring /,$(1))),UPGRADE_$(2)
 .PHONY: preupgrade
 preupgrade: ## pre-upgrade validation: PROFILE=<name|file> FROM=<version|image> TO=<version|image>
 	@test -n "$(TO)" || { echo "TO must name the target k3s version (v1.32.1+k3s1) or node image"; exit 2; }
-	@if [ "$(SKIP_SETUP)" != 1 ]; then IMAGES=$(IMAGES) scripts/setup.sh; fi
+	@if [ "$(SKIP_SETUP)" != 1 ]; then K3S_IMAGE='$(_env_K3S_IMAGE)' K3S_VERSION='$(_env_K3S_VERSION)' IMAGES=$(IMAGES) scripts/setup.sh; fi
 	@mkdir -p $(ARTIFACTS)
 	UPGRADE_PROFILE='$(call upgrade_profile,$(or $(PROFILE),vxlan))' $(if $(FROM),$(call upgrade_kind,$(FROM),FROM)='$(FROM)') \
 	$(call upgrade_kind,$(TO),TO)='$(TO)' \

@@ -94,8 +94,9 @@ var _ = BeforeSuite(func() {
 })
 
 // The safety net behind each cluster's own cleanup: whatever this run created and did not
-// remove (a crash between two steps, an interrupt) goes now.
-var _ = AfterSuite(func(ctx SpecContext) {
+// remove (a crash between two steps, an interrupt) goes now. It runs once, on process 1
+// after every parallel process has finished, so it never removes a cluster still in use.
+var _ = SynchronizedAfterSuite(func() {}, func(ctx SpecContext) {
 	if settings.Keep != config.KeepNever || settings.RunID == "" {
 		return
 	}
