@@ -36,7 +36,7 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 ci: ## what CI runs (.ci/run): set-up, lint, unit tests, e2e
-	@IMAGES=$(IMAGES) scripts/setup.sh
+	@$(SETUP)
 	@$(MAKE) --no-print-directory lint test e2e-run
 
 docker: ## start a Docker engine that can run privileged containers (idempotent)
@@ -51,8 +51,12 @@ images-list: ## print every image reference the lab provides
 images-save: ## write every lab image into one archive for air-gapped machines
 	@mkdir -p $(ARTIFACTS) && scripts/lab/images.sh save $(ARTIFACTS)/k3snet-images.tar
 
+# setup.sh sees only the K3S_IMAGE/K3S_VERSION the caller set: the values included from
+# .lab/images.env would otherwise read as a request for those exact images.
+SETUP = K3S_IMAGE='$(_env_K3S_IMAGE)' K3S_VERSION='$(_env_K3S_VERSION)' IMAGES=$(IMAGES) scripts/setup.sh
+
 setup: ## engine + images: official images when a registry answers, else the offline lab
-	@IMAGES=$(IMAGES) scripts/setup.sh
+	@$(SETUP)
 
 e2e: setup ## the main job: set up, boot one cluster per profile, run the checks
 	@$(MAKE) --no-print-directory e2e-run

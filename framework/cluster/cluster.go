@@ -167,13 +167,19 @@ func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err
 		},
 	}
 	if o.PersistentState {
-		for i := 0; i < p.Servers; i++ {
-			simple.Volumes = append(simple.Volumes, conf.VolumeWithNodeFilters{
-				Volume: fmt.Sprintf("%s-server-%d-state:/var/lib/rancher/k3s", name, i), NodeFilters: []string{fmt.Sprintf("server:%d", i)}})
-		}
-		for i := 0; i < p.AgentCount(); i++ {
-			simple.Volumes = append(simple.Volumes, conf.VolumeWithNodeFilters{
-				Volume: fmt.Sprintf("%s-agent-%d-state:/var/lib/rancher/k3s", name, i), NodeFilters: []string{fmt.Sprintf("agent:%d", i)}})
+		// Besides its data directory, a k3s node keeps its node password in /etc/rancher/node;
+		// the server refuses a node that comes back with another one ("Node password
+		// rejected"), so both outlive the container.
+		for _, role := range []struct {
+			name  string
+			count int
+		}{{"server", p.Servers}, {"agent", p.AgentCount()}} {
+			for i := 0; i < role.count; i++ {
+				filter := []string{fmt.Sprintf("%s:%d", role.name, i)}
+				simple.Volumes = append(simple.Volumes,
+					conf.VolumeWithNodeFilters{Volume: fmt.Sprintf("%s-%s-%d-state:/var/lib/rancher/k3s", name, role.name, i), NodeFilters: filter},
+					conf.VolumeWithNodeFilters{Volume: fmt.Sprintf("%s-%s-%d-node:/etc/rancher/node", name, role.name, i), NodeFilters: filter})
+			}
 		}
 	}
 	for _, a := range p.ServerArgs() {
@@ -294,6 +300,10 @@ func (c *Cluster) StartNode(ctx context.Context, name string) error {
 // ReplaceNode swaps a node's container for a new one running image, keeping everything else
 // (name, network address, volumes, k3s arguments): the way a k3s node is upgraded in place.
 // The cluster must have been created with PersistentState, or the node loses its state.
+//
+// These are the steps of k3d's NodeReplace, which cannot be used as is: it starts the new
+// container without the environment information k3d's DNS fix needs (the host gateway) and
+// then fails with "Cannot enable DNS fix, as Host Gateway IP is missing!".
 func (c *Cluster) ReplaceNode(ctx context.Context, name, image string) error {
 	rt := runtimes.SelectedRuntime
 	old, err := k3dclient.NodeGet(ctx, rt, &k3d.Node{Name: name})
@@ -305,8 +315,52 @@ func (c *Cluster) ReplaceNode(ctx context.Context, name, image string) error {
 		return fmt.Errorf("copying node %s: %w", name, err)
 	}
 	repl.Image = image
-	if err := k3dclient.NodeReplace(ctx, rt, old, repl); err != nil {
-		return fmt.Errorf("replacing node %s with image %s: %w", name, image, err)
+	gw, err := k3dclient.GetHostIP(ctx, rt, c.k3d)
+	if err != nil {
+		return fmt.Errorf("host gateway of cluster %s: %w", c.Name, err)
+	}
+	start := func(n *k3d.Node) error {
+		return k3dclient.NodeStart(ctx, rt, n, &k3d.NodeStartOpts{
+			Wait: true, NodeHooks: n.HookActions, EnvironmentInfo: &k3d.EnvironmentInfo{HostGateway: gw},
+		})
+	}
+
+	// The old container steps aside under another name, so that the new one takes the
+	// node's name, and comes back if the new one cannot start.
+	aside := name + "-replaced"
+	if err := rt.RenameNode(ctx, old, aside); err != nil {
+		return fmt.Errorf("renaming node %s: %w", name, err)
+	}
+	old.Name = aside
+	putBack := func() error {
+		if err := rt.RenameNode(ctx, old, name); err != nil {
+			return fmt.Errorf("renaming %s back to %s: %w", aside, name, err)
+		}
+		old.Name = name
+		return nil
+	}
+	if err := k3dclient.NodeCreate(ctx, rt, repl, k3d.NodeCreateOpts{}); err != nil {
+		return errors.Join(fmt.Errorf("creating the new container of node %s with image %s: %w", name, image, err), putBack())
+	}
+	if err := rt.StopNode(ctx, old); err != nil {
+		return fmt.Errorf("stopping the old container of node %s: %w", name, err)
+	}
+	if err := start(repl); err != nil {
+		errs := []error{fmt.Errorf("starting node %s with image %s: %w", name, image, err)}
+		if err := k3dclient.NodeDelete(ctx, rt, repl, k3d.NodeDeleteOpts{SkipLBUpdate: true}); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if err := putBack(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		old.State.Running = false
+		if err := start(old); err != nil {
+			errs = append(errs, fmt.Errorf("restarting the old container of node %s: %w", name, err))
+		}
+		return errors.Join(errs...)
+	}
+	if err := k3dclient.NodeDelete(ctx, rt, old, k3d.NodeDeleteOpts{SkipLBUpdate: true}); err != nil {
+		return fmt.Errorf("removing the old container of node %s: %w", name, err)
 	}
 	return c.refresh(ctx)
 }
