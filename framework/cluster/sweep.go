@@ -79,6 +79,11 @@ func removeLeftovers(ctx context.Context, name string) error {
 	byLabel := clusterFilter(name)
 	ctrs, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: byLabel})
 	errs = append(errs, err)
+	// Client containers on the cluster's network carry their own label (k3d's would make k3d
+	// take them for nodes); one left running would keep the network from being removed.
+	clients, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelClient+"="+name))})
+	errs = append(errs, err)
+	ctrs = append(ctrs, clients...)
 	for _, c := range ctrs {
 		if err := dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing container %v: %w", c.Names, err))
