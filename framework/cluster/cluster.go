@@ -44,7 +44,10 @@ type Options struct {
 	Image        string    // node image
 	ImportImages []string  // local images imported into every node after start
 	Log          io.Writer // k3d's log goes here
-	Timeout      time.Duration
+	// Timeout bounds k3d's cluster run (default 5m): nodes started and their ready log lines
+	// seen. ImportTimeout bounds the image import after it (default 3m).
+	Timeout       time.Duration
+	ImportTimeout time.Duration
 	// PersistentState keeps each node's /var/lib/rancher/k3s in a named volume of its own,
 	// so a node container can be replaced by one of another image (an upgrade) and come
 	// back with its datastore, certificates and identity.
@@ -100,6 +103,9 @@ func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Minute
 	}
+	if o.ImportTimeout == 0 {
+		o.ImportTimeout = 3 * time.Minute
+	}
 	name := Name(p.Name, o.RunID)
 	if err := k3dclient.CheckName(name); err != nil {
 		return nil, fmt.Errorf("cluster name %q: %w", name, err)
@@ -133,7 +139,7 @@ func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err
 		}
 	}()
 
-	if c.Subnet, err = pickSubnet(ctx, p); err != nil {
+	if c.Subnet, err = pickSubnet(ctx, p, name); err != nil {
 		return c, err
 	}
 	if c.APIPort, err = freePort(); err != nil {
@@ -204,7 +210,11 @@ func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err
 		return c, fmt.Errorf("k3d config: %w", err)
 	}
 	c.k3d = &cc.Cluster
-	if err = k3dclient.ClusterRun(ctx, rt, cc); err != nil {
+	// k3d applies Timeout to each of its own stages; the extra minute lets its error, which
+	// names the stage, win over ours.
+	if err = bounded(ctx, o.Timeout+time.Minute, "k3d cluster run "+name, func(ctx context.Context) error {
+		return k3dclient.ClusterRun(ctx, rt, cc)
+	}); err != nil {
 		return c, fmt.Errorf("k3d cluster run %s: %w", name, err)
 	}
 	c.Timings = append(c.Timings, Timing{"create", time.Since(start)})
@@ -217,12 +227,36 @@ func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err
 	}
 	if len(o.ImportImages) > 0 {
 		start = time.Now()
-		if err = c.Import(ctx, o.ImportImages...); err != nil {
+		if err = bounded(ctx, o.ImportTimeout, "importing images into "+name, func(ctx context.Context) error {
+			return c.Import(ctx, o.ImportImages...)
+		}); err != nil {
 			return c, err
 		}
 		c.Timings = append(c.Timings, Timing{"image-import", time.Since(start)})
 	}
 	return c, nil
+}
+
+// bounded runs f with a deadline and returns when f does or when the deadline passes,
+// whichever comes first. Some k3d calls do not always honour their context: the image
+// import copies one `docker save` stream into every node through pipes, and a node whose
+// `ctr import` stops reading blocks the copy for good. Giving up on such a call is safe
+// because every caller deletes the cluster on error, which ends the exec sessions it is
+// stuck on.
+func bounded(ctx context.Context, d time.Duration, what string, f func(context.Context) error) error {
+	bctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f(bctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-bctx.Done():
+		if ctx.Err() != nil {
+			return ctx.Err() // the caller gave up (Ctrl-C, spec timeout), not us
+		}
+		return fmt.Errorf("%s: no result within %s: %w", what, d, bctx.Err())
+	}
 }
 
 // Import copies local Docker images into every node's containerd, streaming them directly

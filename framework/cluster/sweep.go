@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"strings"
 
@@ -116,10 +117,10 @@ func clusterFilter(name string) filters.Args {
 	return filters.NewArgs(filters.Arg("label", k3d.LabelClusterName+"="+name))
 }
 
-// pickSubnet returns the profile's fixed Docker subnet, or the first /24 of 172.28.0.0/14
+// pickSubnet returns the profile's fixed Docker subnet, or a /24 of 172.28.0.0/14
 // that no Docker network uses. A fixed subnet keeps node IPs stable across node restarts
 // (without it agents can swap addresses and exec/logs fail with x509 errors for minutes).
-func pickSubnet(ctx context.Context, p *profile.Profile) (*net.IPNet, error) {
+func pickSubnet(ctx context.Context, p *profile.Profile, name string) (*net.IPNet, error) {
 	if p.Network.DockerSubnet != "" {
 		_, n, err := net.ParseCIDR(p.Network.DockerSubnet)
 		return n, err
@@ -143,7 +144,14 @@ func pickSubnet(ctx context.Context, p *profile.Profile) (*net.IPNet, error) {
 	}
 	exp := p.Expect()
 	used = append(used, prefixNet(exp.ClusterCIDR.String()), prefixNet(exp.ServiceCIDR.String()))
-	for third := 0; third < 4*256; third++ {
+	// Clusters created at the same moment (PARALLEL > 1) list the same networks; starting
+	// each search at a place derived from the cluster's name keeps them from picking the
+	// same /24.
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	first := int(h.Sum32() % 1024)
+	for i := 0; i < 1024; i++ {
+		third := (first + i) % 1024
 		cand := &net.IPNet{IP: net.IPv4(172, byte(28+third/256), byte(third%256), 0).To4(), Mask: net.CIDRMask(24, 32)}
 		free := true
 		for _, u := range used {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -39,6 +40,10 @@ type Settings struct {
 	// Existing (EXISTING_CLUSTER=1) runs the checks against the cluster in KUBECONFIG
 	// instead of creating clusters: checks that need the cluster's lifecycle are skipped.
 	Existing bool
+	// CreateAttempts (CREATE_ATTEMPTS, default 2) is how often a profile's cluster creation
+	// is tried. A cluster that does not come up is an infrastructure failure, not a network
+	// finding; a retry is reported in the profile's timings ("create-failed").
+	CreateAttempts int
 }
 
 // DefaultK3sVersion is the version used with official images when nothing else is set.
@@ -84,6 +89,12 @@ func Load() (Settings, error) {
 		// k3d reads this variable itself; make the file's value visible to it.
 		os.Setenv("K3D_IMAGE_TOOLS", v)
 	}
+	attempts := get("CREATE_ATTEMPTS", "2")
+	n, err := strconv.Atoi(attempts)
+	if err != nil || n < 1 || n > 5 {
+		return s, fmt.Errorf("CREATE_ATTEMPTS=%q: want a number from 1 to 5", attempts)
+	}
+	s.CreateAttempts = n
 	if s.RunID == "" {
 		b := make([]byte, 3)
 		if _, err := rand.Read(b); err != nil {

@@ -2,8 +2,12 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -55,7 +59,7 @@ func describeProfile(p *profile.Profile) {
 				env.requireWireGuard(ctx)
 			}
 			env.setUp(ctx)
-		}, NodeTimeout(12*time.Minute))
+		}, NodeTimeout(20*time.Minute))
 		AfterEach(func(ctx SpecContext) {
 			if CurrentSpecReport().Failed() {
 				env.failed = true
@@ -95,15 +99,13 @@ func (e *clusterEnv) setUp(ctx context.Context) {
 	By(fmt.Sprintf("creating cluster %s: %d server(s), %d agent(s), flannel %s, image %s",
 		cluster.Name(p.Name, settings.RunID), p.Servers, p.AgentCount(), e.Exp.Backend, settings.K3sImage))
 	start := time.Now()
-	c, err := cluster.Create(ctx, p, cluster.Options{
-		RunID: settings.RunID, Image: settings.K3sImage, ImportImages: images, Log: GinkgoWriter,
-	})
-	Expect(err).NotTo(HaveOccurred(), "creating the cluster of profile %s", p.Name)
+	c := e.create(ctx, images)
 	e.Cluster = c
 	e.timings = append(e.timings, c.Timings...)
 	GinkgoWriter.Printf("[%s] cluster up and images imported in %s\n", p.Name, time.Since(start).Round(100*time.Millisecond))
 	DeferCleanup(e.tearDown, NodeTimeout(3*time.Minute))
 
+	var err error
 	e.Kube, err = kube.New(c.Kubeconfig)
 	Expect(err).NotTo(HaveOccurred())
 
@@ -119,6 +121,63 @@ func (e *clusterEnv) setUp(ctx context.Context) {
 	e.phase("ready", start)
 
 	e.deployProbes(ctx, probeNamespace)
+}
+
+// create boots the profile's cluster, trying up to CREATE_ATTEMPTS times. A cluster that
+// does not come up says nothing about its network, and on a loaded machine a node can miss
+// k3d's wait; a failed attempt is removed, its node logs are kept under the profile's
+// artifacts and its duration is reported as the phase "create-failed". Only the last
+// attempt's error fails the spec.
+func (e *clusterEnv) create(ctx context.Context, images []string) *cluster.Cluster {
+	GinkgoHelper()
+	p := e.Profile
+	var err error
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		var c *cluster.Cluster
+		c, err = cluster.Create(ctx, p, cluster.Options{
+			RunID: settings.RunID, Image: settings.K3sImage, ImportImages: images, Log: GinkgoWriter,
+		})
+		if err == nil {
+			return c
+		}
+		if attempt >= settings.CreateAttempts || ctx.Err() != nil {
+			break
+		}
+		e.phase("create-failed", start)
+		logFile := e.saveCreateLogs(attempt, err)
+		GinkgoWriter.Printf("[%s] cluster creation attempt %d of %d failed after %s: %v\n  node logs: %s\n  trying again\n",
+			p.Name, attempt, settings.CreateAttempts, time.Since(start).Round(100*time.Millisecond), err, logFile)
+	}
+	Expect(err).NotTo(HaveOccurred(), "creating the cluster of profile %s (%d attempt(s))", p.Name, settings.CreateAttempts)
+	return nil
+}
+
+// saveCreateLogs writes a failed creation's error and node log tails to the profile's
+// artifacts directory and returns the file's path.
+func (e *clusterEnv) saveCreateLogs(attempt int, err error) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cluster creation attempt %d: %v\n", attempt, err)
+	var ce *cluster.CreateError
+	if errors.As(err, &ce) {
+		names := make([]string, 0, len(ce.Logs))
+		for n := range ce.Logs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, "\n===== %s (log tail)\n%s", n, ce.Logs[n])
+		}
+	}
+	dir := filepath.Join(settings.Artifacts, e.Profile.Name)
+	file := filepath.Join(dir, fmt.Sprintf("create-attempt-%d.log", attempt))
+	if mkErr := os.MkdirAll(dir, 0o755); mkErr != nil {
+		return "not saved: " + mkErr.Error()
+	}
+	if wErr := os.WriteFile(file, []byte(b.String()), 0o644); wErr != nil {
+		return "not saved: " + wErr.Error()
+	}
+	return file
 }
 
 func (e *clusterEnv) deployProbes(ctx context.Context, ns string) {
