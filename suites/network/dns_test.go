@@ -52,11 +52,12 @@ func dnsSpecs(e *clusterEnv) {
 			}
 		}
 		domain := e.Exp.ClusterDomain
-		svcFQDN := probe.Service + "." + probeNamespace + ".svc." + domain
+		// The probe namespace is known once the profile's cluster is up.
+		svcFQDN := func() string { return probe.Service + "." + e.ns() + ".svc." + domain }
 
 		It("points every pod's resolv.conf at the cluster DNS address, with the cluster search path and ndots:5", func(ctx SpecContext) {
 			// kubelet writes this whether or not CoreDNS runs: it is configured with the address.
-			want := e.Exp.SearchDomains(probeNamespace)
+			want := e.Exp.SearchDomains(e.ns())
 			for _, n := range e.Probe.Nodes(probe.InPod) {
 				rc := e.Probe.ResolvConf(ctx, probe.InPod, n)
 				Expect(rc).To(probe.Succeed(), "reading resolv.conf of the pod on %s", n)
@@ -88,7 +89,7 @@ func dnsSpecs(e *clusterEnv) {
 			func(ctx SpecContext, proto string) {
 				requireCoreDNS()
 				svc := &corev1.Service{}
-				Expect(e.Kube.Resources().Get(ctx, probe.Service, probeNamespace, svc)).To(Succeed())
+				Expect(e.Kube.Resources().Get(ctx, probe.Service, e.ns(), svc)).To(Succeed())
 				ready := e.readyProbePodIPs(ctx)
 				Expect(ready).To(HaveLen(e.Exp.Nodes), "a ready netprobe pod should run on every node")
 				for _, n := range e.Probe.Nodes(probe.InPod) {
@@ -97,23 +98,23 @@ func dnsSpecs(e *clusterEnv) {
 					Expect(r.Addrs).To(Equal([]string{e.Exp.APIServerServiceIP.String()}), "kubernetes.default.svc.%s from the pod on %s", domain, n)
 
 					for _, q := range []probe.DNSQuery{
-						{Name: svcFQDN},
-						{Name: probe.Service + "." + probeNamespace, Search: true},
+						{Name: svcFQDN()},
+						{Name: probe.Service + "." + e.ns(), Search: true},
 						{Name: probe.Service, Search: true},
 					} {
 						q.Proto = proto
 						r := e.Probe.DNS(ctx, probe.InPod, n, q)
 						Expect(r).To(probe.Succeed(), "%s lookup of %q (search %v) from the pod on %s", proto, q.Name, q.Search, n)
 						Expect(r.Addrs).To(Equal([]string{svc.Spec.ClusterIP}), "%q from the pod on %s should be the ClusterIP of %s", q.Name, n, probe.Service)
-						Expect(r.FQDN).To(Equal(svcFQDN+"."), "%q from the pod on %s should be answered as the Service's FQDN", q.Name, n)
+						Expect(r.FQDN).To(Equal(svcFQDN()+"."), "%q from the pod on %s should be answered as the Service's FQDN", q.Name, n)
 					}
 
-					headless := probe.HeadlessService + "." + probeNamespace + ".svc." + domain
+					headless := probe.HeadlessService + "." + e.ns() + ".svc." + domain
 					r = e.Probe.DNS(ctx, probe.InPod, n, probe.DNSQuery{Name: headless, Proto: proto})
 					Expect(r).To(probe.Succeed(), "%s lookup of %s from the pod on %s", proto, headless, n)
 					Expect(r.Addrs).To(ConsistOf(ready), "%s from the pod on %s should list exactly the ready netprobe pods", headless, n)
 
-					missing := missingName + "." + probeNamespace + ".svc." + domain
+					missing := missingName + "." + e.ns() + ".svc." + domain
 					r = e.Probe.DNS(ctx, probe.InPod, n, probe.DNSQuery{Name: missing, Proto: proto, ExpectNXDomain: true})
 					Expect(r).To(probe.Succeed(), "%s lookup of the missing %s from the pod on %s should get NXDOMAIN", proto, missing, n)
 					Expect(r.Rcode).To(Equal("NXDOMAIN"), "rcode for the missing %s from the pod on %s", missing, n)
@@ -248,7 +249,7 @@ func (e *clusterEnv) guardForward(ctx context.Context, node, name string, match 
 // Services.
 func (e *clusterEnv) readyProbePodIPs(ctx context.Context) []string {
 	GinkgoHelper()
-	pods, err := e.Kube.Pods(ctx, probeNamespace, "app.kubernetes.io/name="+probe.PodDS)
+	pods, err := e.Kube.Pods(ctx, e.ns(), "app.kubernetes.io/name="+probe.PodDS)
 	Expect(err).NotTo(HaveOccurred())
 	var ips []string
 	for i := range pods {

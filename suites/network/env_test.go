@@ -35,9 +35,10 @@ type clusterEnv struct {
 	Kube    *kube.Client
 	Probe   *probe.Probe
 
-	failed  bool
-	timings []cluster.Timing
-	diagDir string // the profile's diagnostics bundle, once collected
+	namespace string // where the probes run: probeNamespace, or a run's own on an existing cluster
+	failed    bool
+	timings   []cluster.Timing
+	diagDir   string // the profile's diagnostics bundle, once collected
 }
 
 // describeProfile registers the Ordered container of one profile: one cluster, created in
@@ -120,7 +121,8 @@ func (e *clusterEnv) setUp(ctx context.Context) {
 	}
 	e.phase("ready", start)
 
-	e.deployProbes(ctx, probeNamespace)
+	e.namespace = probeNamespace
+	e.deployProbes(ctx, e.namespace)
 }
 
 // create boots the profile's cluster, trying up to CREATE_ATTEMPTS times. A cluster that
@@ -209,10 +211,19 @@ func (e *clusterEnv) attach(ctx context.Context) {
 	Expect(nodes).NotTo(BeEmpty(), "the cluster in %s has no nodes", settings.Kubeconfig)
 	e.Exp.Nodes = len(nodes)
 	ns := probeNamespace + "-" + settings.RunID
+	e.namespace = ns
 	DeferCleanup(func(ctx context.Context) {
 		Expect(e.Kube.DeleteNamespace(ctx, ns, 2*time.Minute)).To(Succeed(), "removing the probe namespace %s", ns)
 	}, NodeTimeout(3*time.Minute))
 	e.deployProbes(ctx, ns)
+}
+
+// ns is the namespace of the probes and of every object the specs create.
+func (e *clusterEnv) ns() string {
+	if e.namespace == "" {
+		return probeNamespace
+	}
+	return e.namespace
 }
 
 // ownClusterOnly skips a spec that changes nodes (fault injection, installs): the suite
@@ -267,7 +278,7 @@ func (e *clusterEnv) collectDiagnostics(ctx context.Context) {
 		return // the create failed: its error already carries the node logs
 	}
 	if e.diagDir == "" {
-		src := diag.Sources{Kube: e.Kube, ContainerLogs: cluster.ContainerLogs, ProbeNamespace: probeNamespace}
+		src := diag.Sources{Kube: e.Kube, ContainerLogs: cluster.ContainerLogs, ProbeNamespace: e.ns()}
 		if e.Probe != nil {
 			src.ProbeNamespace = e.Probe.Namespace
 		}

@@ -37,11 +37,11 @@ const (
 var helmChartGVK = schema.GroupVersionKind{Group: "helm.cattle.io", Version: "v1", Kind: "HelmChart"}
 
 // probeIngress routes ingressHost to the netprobe Service through traefik.
-func probeIngress() *networkingv1.Ingress {
+func (e *clusterEnv) probeIngress() *networkingv1.Ingress {
 	prefix := networkingv1.PathTypePrefix
 	class := "traefik"
 	return &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Name: "netprobe", Namespace: probeNamespace, Labels: map[string]string{"app.kubernetes.io/part-of": "k3snet-e2e"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "netprobe", Namespace: e.ns(), Labels: map[string]string{"app.kubernetes.io/part-of": "k3snet-e2e"}},
 		Spec: networkingv1.IngressSpec{
 			IngressClassName: &class,
 			Rules: []networkingv1.IngressRule{{
@@ -94,7 +94,7 @@ func ingressSpecs(e *clusterEnv) {
 				return addrs
 			}).WithTimeout(servicelbConvergence).ShouldNot(BeEmpty(), "Service kube-system/traefik should get a LoadBalancer address within %s", servicelbConvergence)
 
-			ing := probeIngress()
+			ing := e.probeIngress()
 			Expect(e.Kube.Resources().Create(ctx, ing)).To(Succeed(), "creating Ingress %s/%s", ing.Namespace, ing.Name)
 			DeferCleanup(func(ctx context.Context) {
 				err := e.Kube.Resources().Delete(ctx, ing)
@@ -108,7 +108,7 @@ func ingressSpecs(e *clusterEnv) {
 					Expect(r).To(probe.Succeed(), "HTTP for host %s to traefik at %s", ingressHost, target)
 					return r.Reply
 				}).WithTimeout(ingressConvergence).Should(HavePrefix(probe.PodDS+"-"),
-					"traefik at %s should route host %s to a netprobe pod within %s, from a container on %s", target, ingressHost, ingressConvergence, e.Cluster.Network)
+					"traefik at %s should route host %s to a netprobe pod within %s, from %s", target, ingressHost, ingressConvergence, e.outside())
 				// traefik is now routing; a host no Ingress names must get traefik's own 404.
 				r := e.dialFromOutside(ctx, target, outsideDial{Host: "other." + ingressHost})
 				Expect(r).To(probe.Fail(), "traefik at %s must not route host other.%s", target, ingressHost)

@@ -62,7 +62,7 @@ func metallbSpecs(e *clusterEnv) {
 		})
 
 		It("assigns a LoadBalancer Service an address from the pool and serves it to the Docker network", func(ctx SpecContext) {
-			svc := lbService("netprobe-mlb", 80, nil)
+			svc := e.lbService("netprobe-mlb", 80, nil)
 			created := e.createService(ctx, svc)
 			ip, took := e.waitPoolAddress(ctx, pool, svc.Name, created)
 			AddReportEntry("MetalLB address time "+e.Profile.Name, fmt.Sprintf("%s assigned %s after the Service was created", ip, took.Round(100*time.Millisecond)))
@@ -70,16 +70,16 @@ func metallbSpecs(e *clusterEnv) {
 			target := net.JoinHostPort(ip.String(), "80")
 			Eventually(ctx, func(ctx context.Context) api.DialResult {
 				return e.dialFromOutside(ctx, target, outsideDial{Count: 3})
-			}).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from a container on %s to %s (%s) within %s of the assignment", e.Cluster.Network, svc.Name, target, metallbAnnounce)
+			}).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from %s to %s (%s) within %s of the assignment", e.outside(), svc.Name, target, metallbAnnounce)
 			r := e.dialFromOutside(ctx, target, outsideDial{Count: 3})
-			Expect(r).To(probe.Succeed(), "HTTP from a container on %s to %s (%s)", e.Cluster.Network, svc.Name, target)
+			Expect(r).To(probe.Succeed(), "HTTP from %s to %s (%s)", e.outside(), svc.Name, target)
 			for _, reply := range r.Replies {
 				Expect(reply).To(HavePrefix(probe.PodDS+"-"), "answers at %s should come from netprobe pods", target)
 			}
 		})
 
 		It(fmt.Sprintf("moves the address to another node within %s when the announcing node stops", metallbFailoverBound), func(ctx SpecContext) {
-			svc := lbService("netprobe-mlb-failover", 80, nil)
+			svc := e.lbService("netprobe-mlb-failover", 80, nil)
 			created := e.createService(ctx, svc)
 			ip, _ := e.waitPoolAddress(ctx, pool, svc.Name, created)
 			target := net.JoinHostPort(ip.String(), "80")
@@ -154,23 +154,23 @@ func metallbSpecs(e *clusterEnv) {
 		})
 
 		It("gives a second Service a different address from the pool", func(ctx SpecContext) {
-			first := lbService("netprobe-mlb-first", 80, nil)
-			second := lbService("netprobe-mlb-second", 80, nil)
+			first := e.lbService("netprobe-mlb-first", 80, nil)
+			second := e.lbService("netprobe-mlb-second", 80, nil)
 			ipFirst, _ := e.waitPoolAddress(ctx, pool, first.Name, e.createService(ctx, first))
 			ipSecond, _ := e.waitPoolAddress(ctx, pool, second.Name, e.createService(ctx, second))
 			Expect(ipSecond).NotTo(Equal(ipFirst), "%s and %s must not share an address without allow-shared-ip", first.Name, second.Name)
 			target := net.JoinHostPort(ipSecond.String(), "80")
 			Eventually(ctx, func(ctx context.Context) api.DialResult {
 				return e.dialFromOutside(ctx, target, outsideDial{})
-			}).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from a container on %s to %s (%s)", e.Cluster.Network, second.Name, target)
+			}).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from %s to %s (%s)", e.outside(), second.Name, target)
 		})
 
 		It("keeps a held address from other Services and frees it when its Service is deleted", func(ctx SpecContext) {
-			holder := lbService("netprobe-mlb-holder", 80, nil)
+			holder := e.lbService("netprobe-mlb-holder", 80, nil)
 			ip, _ := e.waitPoolAddress(ctx, pool, holder.Name, e.createService(ctx, holder))
 			want := map[string]string{metallb.AnnotationLoadBalancerIPs: ip.String()}
 
-			contender := lbService("netprobe-mlb-contender", 80, want)
+			contender := e.lbService("netprobe-mlb-contender", 80, want)
 			e.createService(ctx, contender)
 			// An expected refusal: watch a bounded window, never retry.
 			Consistently(ctx, func(ctx context.Context) []string {
@@ -181,14 +181,14 @@ func metallbSpecs(e *clusterEnv) {
 
 			By("deleting " + holder.Name)
 			e.deleteService(ctx, holder.Namespace, holder.Name)
-			taker := lbService("netprobe-mlb-taker", 80, want)
+			taker := e.lbService("netprobe-mlb-taker", 80, want)
 			created := e.createService(ctx, taker)
 			got, took := e.waitPoolAddress(ctx, pool, taker.Name, created)
 			Expect(got).To(Equal(ip), "%s asked for %s, which %s released", taker.Name, ip, holder.Name)
 			target := net.JoinHostPort(ip.String(), "80")
 			Eventually(ctx, func(ctx context.Context) api.DialResult {
 				return e.dialFromOutside(ctx, target, outsideDial{})
-			}).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from a container on %s to %s at the reused %s", e.Cluster.Network, taker.Name, target)
+			}).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from %s to %s at the reused %s", e.outside(), taker.Name, target)
 			AddReportEntry("MetalLB address reuse "+e.Profile.Name, fmt.Sprintf("%s reassigned %s after the new Service was created", ip, took.Round(100*time.Millisecond)))
 		})
 	})
@@ -227,7 +227,7 @@ func (e *clusterEnv) waitPoolAddress(ctx context.Context, pool metallb.Pool, nam
 	GinkgoHelper()
 	var ips []string
 	Eventually(ctx, func(ctx context.Context) []string {
-		ips = e.lbIngress(ctx, probeNamespace, name)
+		ips = e.lbIngress(ctx, e.ns(), name)
 		return ips
 	}).WithTimeout(metallbAssign).WithPolling(250*time.Millisecond).Should(HaveLen(1), "MetalLB should give Service %s one address within %s", name, metallbAssign)
 	took := time.Since(created)
@@ -235,7 +235,7 @@ func (e *clusterEnv) waitPoolAddress(ctx context.Context, pool metallb.Pool, nam
 	Expect(err).NotTo(HaveOccurred())
 	Expect(pool.Contains(ip)).To(BeTrue(), "address %s of %s should come from pool %s", ip, name, pool)
 	svc := &corev1.Service{}
-	Expect(e.Kube.Resources().Get(ctx, name, probeNamespace, svc)).To(Succeed())
+	Expect(e.Kube.Resources().Get(ctx, name, e.ns(), svc)).To(Succeed())
 	Expect(svc.Annotations).To(HaveKeyWithValue(metallb.AnnotationAllocatedFromPool, pool.Name), "MetalLB should record the pool of %s's address", name)
 	return ip, took
 }
@@ -262,7 +262,7 @@ func (e *clusterEnv) waitPodsRestarted(ctx context.Context, node string, since t
 	Eventually(ctx, func(ctx context.Context) ([]string, error) {
 		var stale []string
 		for _, sel := range []struct{ ns, labels string }{
-			{probeNamespace, "app.kubernetes.io/part-of=k3snet-e2e"},
+			{e.ns(), "app.kubernetes.io/part-of=k3snet-e2e"},
 			{metallb.Namespace, metallb.SpeakerLabels},
 		} {
 			pods, err := e.Kube.Pods(ctx, sel.ns, sel.labels)

@@ -42,10 +42,10 @@ const (
 
 // lbService is a LoadBalancer Service in the probe namespace sending port to the HTTP server
 // of the netprobe pods.
-func lbService(name string, port int32, annotations map[string]string) *corev1.Service {
+func (e *clusterEnv) lbService(name string, port int32, annotations map[string]string) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: probeNamespace, Annotations: annotations,
+			Name: name, Namespace: e.ns(), Annotations: annotations,
 			Labels: map[string]string{"app.kubernetes.io/part-of": "k3snet-e2e"},
 		},
 		Spec: corev1.ServiceSpec{
@@ -150,10 +150,38 @@ func decodeDial(target, out string, err error) api.DialResult {
 }
 
 // dialFromOutside sends HTTP to target from a one-shot netprobe container on the cluster's
-// Docker network: a machine next to the nodes that is not part of the cluster.
+// Docker network: a machine next to the nodes that is not part of the cluster. On an
+// existing cluster the suite has no such network; the host network of the first node is
+// the nearest place outside the pod network, and outside() says which one was used.
 func (e *clusterEnv) dialFromOutside(ctx context.Context, target string, o outsideDial) api.DialResult {
+	if e.Cluster == nil {
+		opts := []probe.Opt{probe.Count(max(o.Count, 1))}
+		if o.Timeout > 0 {
+			opts = append(opts, probe.Timeout(o.Timeout))
+		}
+		if o.Host != "" {
+			opts = append(opts, probe.Host(o.Host))
+		}
+		return e.Probe.Dial(ctx, probe.OnHost, e.outsideNode(), api.ProtoHTTP, target, opts...)
+	}
 	out, err := e.Cluster.RunClient(ctx, settings.NetprobeImage, o.args(target)...)
 	return decodeDial(target, out, err)
+}
+
+// outside names where dialFromOutside's traffic starts, for failure messages.
+func (e *clusterEnv) outside() string {
+	if e.Cluster == nil {
+		return "the host network of node " + e.outsideNode()
+	}
+	return "a container on " + e.Cluster.Network
+}
+
+func (e *clusterEnv) outsideNode() string {
+	nodes := e.Probe.Nodes(probe.OnHost)
+	if len(nodes) == 0 {
+		return "(none)"
+	}
+	return nodes[0]
 }
 
 func serviceSpecs(e *clusterEnv) {
@@ -167,7 +195,7 @@ func serviceSpecs(e *clusterEnv) {
 		DescribeTable("reaches the NodePort Service on every node's IP from a pod on every node",
 			func(ctx SpecContext, proto, portName string) {
 				svc := &corev1.Service{}
-				Expect(e.Kube.Resources().Get(ctx, probe.NodePortService, probeNamespace, svc)).To(Succeed())
+				Expect(e.Kube.Resources().Get(ctx, probe.NodePortService, e.ns(), svc)).To(Succeed())
 				var nodePort int32
 				for _, p := range svc.Spec.Ports {
 					if p.Name == portName {
@@ -206,7 +234,7 @@ func loadBalancerSpecs(e *clusterEnv) {
 			if !e.Exp.ServiceLB {
 				Skip("servicelb is disabled in profile " + e.Profile.Name + "; its absence is checked instead")
 			}
-			svc := lbService("netprobe-svclb", svclbPort, nil)
+			svc := e.lbService("netprobe-svclb", svclbPort, nil)
 			created := e.createService(ctx, svc)
 			ips, byIP := e.nodeIPs(ctx)
 
@@ -231,7 +259,7 @@ func loadBalancerSpecs(e *clusterEnv) {
 			for _, ip := range ips {
 				target := net.JoinHostPort(ip, strconv.Itoa(svclbPort))
 				r := e.dialFromOutside(ctx, target, outsideDial{Count: 3})
-				Expect(r).To(probe.Succeed(), "HTTP from a container on %s to LoadBalancer %s at node %s (%s)", e.Cluster.Network, svc.Name, byIP[ip], target)
+				Expect(r).To(probe.Succeed(), "HTTP from %s to LoadBalancer %s at node %s (%s)", e.outside(), svc.Name, byIP[ip], target)
 				Expect(r.Reply).To(HavePrefix(probe.PodDS+"-"), "the answer via node %s should come from a netprobe pod", byIP[ip])
 			}
 			AddReportEntry("servicelb address time "+e.Profile.Name, fmt.Sprintf("all %d node IPs published %s after the Service was created", len(ips), took.Round(100*time.Millisecond)))
@@ -241,7 +269,7 @@ func loadBalancerSpecs(e *clusterEnv) {
 			if e.Exp.ServiceLB {
 				Skip("servicelb runs in profile " + e.Profile.Name)
 			}
-			svc := lbService("netprobe-nolb", svclbPort, nil)
+			svc := e.lbService("netprobe-nolb", svclbPort, nil)
 			e.createService(ctx, svc)
 			// Not a convergence: watch a bounded window and require that nothing appears.
 			Consistently(ctx, func(ctx context.Context) []string {
