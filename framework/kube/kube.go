@@ -155,10 +155,29 @@ func (c *Client) WaitDaemonSetReady(ctx context.Context, ns, name string, timeou
 	return nil
 }
 
-// WaitDeploymentAvailable waits for a Deployment's Available condition.
+// WaitDeploymentAvailable waits for a Deployment's Available condition. A Deployment that
+// does not exist yet is waited for too: k3s creates traefik's only when its HelmChart job
+// has run, which on a loaded machine can be after the first look. The error says what was
+// last seen.
 func (c *Client) WaitDeploymentAvailable(ctx context.Context, ns, name string, timeout time.Duration) error {
-	if err := wait.For(conditions.New(c.Resources()).DeploymentAvailable(name, ns), wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second)); err != nil {
-		return fmt.Errorf("waiting %s for Deployment %s/%s to be available: %w", timeout, ns, name, err)
+	d := &appsv1.Deployment{}
+	last := "not looked up yet"
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		if err := c.Resources().Get(ctx, name, ns, d); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = fmt.Sprintf("replicas %d, available %d, no Available condition", d.Status.Replicas, d.Status.AvailableReplicas)
+		for _, cond := range d.Status.Conditions {
+			if cond.Type == appsv1.DeploymentAvailable {
+				last = fmt.Sprintf("replicas %d, available %d, Available=%s (%s)", d.Status.Replicas, d.Status.AvailableReplicas, cond.Status, cond.Reason)
+				return cond.Status == corev1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
+	if err != nil {
+		return fmt.Errorf("waiting %s for Deployment %s/%s to be available: %s", timeout, ns, name, last)
 	}
 	return nil
 }
