@@ -19,8 +19,11 @@ KEEP_CLUSTERS ?= never
 ifndef RUN_ID
 RUN_ID := $(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 endif
-# Profiles (clusters) run at once; each is one ginkgo process.
-PARALLEL      ?= 1
+# Profiles (clusters) run at once; each is one ginkgo process. Default: what the free memory
+# holds, at most one per CPU (scripts/parallel.sh says why).
+ifndef PARALLEL
+PARALLEL := $(shell scripts/parallel.sh)
+endif
 IMAGES        ?= auto
 GINKGO_FLAGS  ?=
 E2E_TIMEOUT   ?= 80m

@@ -95,6 +95,7 @@ type failureItem struct {
 type result struct {
 	RunID, K3sVersion, K3sImage, ImageSource string
 	Succeeded                                bool
+	Parallel                                 int // clusters run at once (ginkgo processes)
 	SpecialFailureReasons                    []string
 	Start                                    time.Time
 	Total                                    time.Duration
@@ -113,6 +114,7 @@ func (r *Run) build(rep types.Report, now time.Time) *result {
 		Succeeded: rep.SuiteSucceeded, SpecialFailureReasons: rep.SpecialSuiteFailureReasons,
 		Entries: map[string][]entry{},
 	}
+	res.Parallel = max(rep.SuiteConfig.ParallelTotal, 1)
 	res.Start = rep.StartTime
 	if res.Start.IsZero() {
 		res.Start = r.Started

@@ -17,6 +17,7 @@ type timingsDoc struct {
 	Started      time.Time             `json:"started,omitzero"`
 	Succeeded    bool                  `json:"succeeded"`
 	TotalSeconds float64               `json:"total_seconds"`
+	Parallel     int                   `json:"parallel"`
 	Profiles     map[string]profileDoc `json:"profiles"`
 }
 
@@ -32,7 +33,7 @@ func seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 10
 func (res *result) timingsJSON() timingsDoc {
 	doc := timingsDoc{
 		RunID: res.RunID, K3sVersion: res.K3sVersion, K3sImage: res.K3sImage, ImageSource: res.ImageSource,
-		Started: res.Start, Succeeded: res.Succeeded, TotalSeconds: seconds(res.Total),
+		Started: res.Start, Succeeded: res.Succeeded, TotalSeconds: seconds(res.Total), Parallel: res.Parallel,
 		Profiles: map[string]profileDoc{},
 	}
 	for _, p := range res.Profiles {
@@ -72,6 +73,7 @@ func renderSummary(res *result) string {
 		fmt.Fprintf(&b, "| Started | %s |\n", res.Start.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(&b, "| Duration | %s |\n", roundDuration(res.Total))
+	fmt.Fprintf(&b, "| Clusters at once | %d |\n", res.Parallel)
 	for _, r := range res.SpecialFailureReasons {
 		fmt.Fprintf(&b, "| Run failure | %s |\n", cell(r))
 	}

@@ -72,6 +72,7 @@ func syntheticReport() types.Report {
 
 	return types.Report{
 		SuiteSucceeded: false,
+		SuiteConfig:    types.SuiteConfig{ParallelTotal: 2},
 		StartTime:      t0,
 		EndTime:        t0.Add(10 * time.Minute),
 		SpecReports: types.SpecReports{
@@ -117,6 +118,7 @@ func TestWriteSummaryTable(t *testing.T) {
 		"| Node image | `rancher/k3s:v1.31.1-k3s1` |",
 		"| Image source | `lab` |",
 		"| Duration | 10m0s |",
+		"| Clusters at once | 2 |",
 		// Areas sorted; the policy spec also counts under pod-network.
 		"| profile | dataplane | pod-network | policy | total |",
 		"| host-gw | **0/1/1** | **0/1/0** | – | **0/2/1** |",
