@@ -3,6 +3,7 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	k3dclient "github.com/k3d-io/k3d/v5/pkg/client"
@@ -259,14 +262,78 @@ func bounded(ctx context.Context, d time.Duration, what string, f func(context.C
 	}
 }
 
-// Import copies local Docker images into every node's containerd, streaming them directly
-// (no tools container involved).
+// Import copies local Docker images into every node's containerd: one `docker save` into a
+// file of the run, copied into each node and imported there by `ctr image import <file>`.
+// k3d's own direct import streams a single save into all nodes' stdin at once through
+// pipes nobody closes; here it stalled for good in some cluster creations (3 minutes and no
+// result, nodes healthy). Files and plain execs have no such shared state.
 func (c *Cluster) Import(ctx context.Context, images ...string) error {
-	err := k3dclient.ImageImportIntoClusterMulti(ctx, runtimes.SelectedRuntime, images, c.k3d, k3d.ImageImportOpts{Mode: k3d.ImportModeDirect})
+	rt := runtimes.SelectedRuntime
+	tarball, err := c.saveImages(ctx, images)
 	if err != nil {
+		return err
+	}
+	defer os.Remove(tarball)
+	inNode := "/tmp/" + filepath.Base(tarball)
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.k3d.Nodes))
+	for i, n := range c.k3d.Nodes {
+		if n.Role != k3d.ServerRole && n.Role != k3d.AgentRole {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := rt.CopyToNode(ctx, tarball, "/tmp", n); err != nil {
+				errs[i] = fmt.Errorf("copying the image archive into %s: %w", n.Name, err)
+				return
+			}
+			out, err := rt.ExecInNodeGetLogs(ctx, n, []string{"ctr", "image", "import", "--all-platforms", inNode})
+			if err != nil {
+				errs[i] = fmt.Errorf("ctr image import in %s: %w (output: %s)", n.Name, err, readAll(out))
+				return
+			}
+			// The archive only costs space in the node from here on.
+			_ = rt.ExecInNode(ctx, n, []string{"rm", "-f", inNode})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("importing %v into %s: %w", images, c.Name, err)
 	}
 	return nil
+}
+
+// saveImages writes `docker save` of images to a file in the cluster's private directory.
+func (c *Cluster) saveImages(ctx context.Context, images []string) (string, error) {
+	stream, err := runtimes.SelectedRuntime.GetImageStream(ctx, images)
+	if err != nil {
+		return "", fmt.Errorf("docker save %v: %w", images, err)
+	}
+	defer stream.Close()
+	f, err := os.CreateTemp(c.dir, "k3snet-images-*.tar")
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, stream); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", fmt.Errorf("docker save %v: %w", images, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+func readAll(r *bufio.Reader) string {
+	if r == nil {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(r, 4096))
+	return strings.TrimSpace(string(b))
 }
 
 func (c *Cluster) refresh(ctx context.Context) error {
