@@ -241,11 +241,11 @@ func Create(ctx context.Context, p *profile.Profile, o Options) (c *Cluster, err
 }
 
 // bounded runs f with a deadline and returns when f does or when the deadline passes,
-// whichever comes first. Some k3d calls do not always honour their context: the image
-// import copies one `docker save` stream into every node through pipes, and a node whose
-// `ctr import` stops reading blocks the copy for good. Giving up on such a call is safe
-// because every caller deletes the cluster on error, which ends the exec sessions it is
-// stuck on.
+// whichever comes first. Not every k3d call honours its context everywhere (a log-follow
+// wait notices cancellation only on its next line; k3d's streaming image import, no longer
+// used, could block for good), so a stall must not outlive the deadline. Giving up on such
+// a call is safe because every caller deletes the cluster on error, which ends whatever
+// exec or log stream it is stuck on.
 func bounded(ctx context.Context, d time.Duration, what string, f func(context.Context) error) error {
 	bctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
