@@ -163,6 +163,17 @@ func (p *Probe) run(ctx context.Context, w Where, node string, timeout time.Dura
 func (p *Probe) Dial(ctx context.Context, w Where, node, proto, target string, opts ...Opt) api.DialResult {
 	o := options(opts)
 	r := api.DialResult{Proto: proto, Target: target}
+	err := p.run(ctx, w, node, o.timeout*time.Duration(o.count), &r, DialArgs(proto, target, opts...)...)
+	if err != nil {
+		r.OK, r.Error = false, err.Error()
+	}
+	return r
+}
+
+// DialArgs is the netprobe command line of Dial, for a netprobe run outside the cluster's
+// pods (a client container).
+func DialArgs(proto, target string, opts ...Opt) []string {
+	o := options(opts)
 	args := []string{"dial", "--proto", proto, "--target", target, "--timeout", o.timeout.String(), "--count", strconv.Itoa(o.count)}
 	if o.host != "" {
 		args = append(args, "--host", o.host)
@@ -170,11 +181,7 @@ func (p *Probe) Dial(ctx context.Context, w Where, node, proto, target string, o
 	if o.path != "" {
 		args = append(args, "--path", o.path)
 	}
-	err := p.run(ctx, w, node, o.timeout*time.Duration(o.count), &r, args...)
-	if err != nil {
-		r.OK, r.Error = false, err.Error()
-	}
-	return r
+	return args
 }
 
 // Ping sends ICMP echo requests of payload size from the chosen pod of node to target.

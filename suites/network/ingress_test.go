@@ -104,13 +104,13 @@ func ingressSpecs(e *clusterEnv) {
 			for _, addr := range addrs {
 				target := net.JoinHostPort(addr, "80")
 				Eventually(ctx, func(ctx context.Context) string {
-					r := e.dialFromOutside(ctx, target, outsideDial{Host: ingressHost})
+					r := e.dialFromOutside(ctx, target, probe.Host(ingressHost))
 					Expect(r).To(probe.Succeed(), "HTTP for host %s to traefik at %s", ingressHost, target)
 					return r.Reply
 				}).WithTimeout(ingressConvergence).Should(HavePrefix(probe.PodDS+"-"),
 					"traefik at %s should route host %s to a netprobe pod within %s, from %s", target, ingressHost, ingressConvergence, e.outside())
 				// traefik is now routing; a host no Ingress names must get traefik's own 404.
-				r := e.dialFromOutside(ctx, target, outsideDial{Host: "other." + ingressHost})
+				r := e.dialFromOutside(ctx, target, probe.Host("other."+ingressHost))
 				Expect(r).To(probe.Fail(), "traefik at %s must not route host other.%s", target, ingressHost)
 				Expect(r.Status).To(Equal(404), "traefik at %s should answer an unrouted host with 404", target)
 			}

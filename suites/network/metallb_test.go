@@ -69,9 +69,9 @@ func metallbSpecs(e *clusterEnv) {
 
 			target := net.JoinHostPort(ip.String(), "80")
 			Eventually(ctx, func(ctx context.Context) api.DialResult {
-				return e.dialFromOutside(ctx, target, outsideDial{Count: 3})
+				return e.dialFromOutside(ctx, target, probe.Count(3))
 			}).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from %s to %s (%s) within %s of the assignment", e.outside(), svc.Name, target, metallbAnnounce)
-			r := e.dialFromOutside(ctx, target, outsideDial{Count: 3})
+			r := e.dialFromOutside(ctx, target, probe.Count(3))
 			Expect(r).To(probe.Succeed(), "HTTP from %s to %s (%s)", e.outside(), svc.Name, target)
 			for _, reply := range r.Replies {
 				Expect(reply).To(HavePrefix(probe.PodDS+"-"), "answers at %s should come from netprobe pods", target)
@@ -90,7 +90,7 @@ func metallbSpecs(e *clusterEnv) {
 			Expect(err).NotTo(HaveOccurred(), "starting a client container on %s", e.Cluster.Network)
 			DeferCleanup(client.Close)
 			dial := func(ctx context.Context) api.DialResult {
-				out, err := client.Exec(ctx, append([]string{"/netprobe"}, outsideDial{Timeout: time.Second}.args(target)...)...)
+				out, err := client.Exec(ctx, append([]string{"/netprobe"}, probe.DialArgs(api.ProtoHTTP, target, probe.Timeout(time.Second))...)...)
 				return decodeDial(target, out, err)
 			}
 			Eventually(ctx, dial).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from client %s to %s (%s) before the failover", client.Name, svc.Name, target)
@@ -161,7 +161,7 @@ func metallbSpecs(e *clusterEnv) {
 			Expect(ipSecond).NotTo(Equal(ipFirst), "%s and %s must not share an address without allow-shared-ip", first.Name, second.Name)
 			target := net.JoinHostPort(ipSecond.String(), "80")
 			Eventually(ctx, func(ctx context.Context) api.DialResult {
-				return e.dialFromOutside(ctx, target, outsideDial{})
+				return e.dialFromOutside(ctx, target)
 			}).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from %s to %s (%s)", e.outside(), second.Name, target)
 		})
 
@@ -187,7 +187,7 @@ func metallbSpecs(e *clusterEnv) {
 			Expect(got).To(Equal(ip), "%s asked for %s, which %s released", taker.Name, ip, holder.Name)
 			target := net.JoinHostPort(ip.String(), "80")
 			Eventually(ctx, func(ctx context.Context) api.DialResult {
-				return e.dialFromOutside(ctx, target, outsideDial{})
+				return e.dialFromOutside(ctx, target)
 			}).WithTimeout(metallbAnnounce).Should(probe.Succeed(), "HTTP from %s to %s at the reused %s", e.outside(), taker.Name, target)
 			AddReportEntry("MetalLB address reuse "+e.Profile.Name, fmt.Sprintf("%s reassigned %s after the new Service was created", ip, took.Round(100*time.Millisecond)))
 		})

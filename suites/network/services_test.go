@@ -112,27 +112,6 @@ func (e *clusterEnv) nodeIPs(ctx context.Context) ([]string, map[string]string) 
 	return ips, byIP
 }
 
-// outsideDial is one HTTP probe from a client container on the cluster's Docker network.
-type outsideDial struct {
-	Host    string        // HTTP Host header ("" = the target)
-	Count   int           // attempts (default 1)
-	Timeout time.Duration // per attempt (default 2s)
-}
-
-func (o outsideDial) args(target string) []string {
-	if o.Count == 0 {
-		o.Count = 1
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 2 * time.Second
-	}
-	args := []string{"dial", "--proto", api.ProtoHTTP, "--target", target, "--count", strconv.Itoa(o.Count), "--timeout", o.Timeout.String()}
-	if o.Host != "" {
-		args = append(args, "--host", o.Host)
-	}
-	return args
-}
-
 // decodeDial turns a client container's output into a DialResult; a client that could not
 // run yields OK=false and Attempts=0, which probe.Fail() does not take for the expected
 // failure.
@@ -153,18 +132,11 @@ func decodeDial(target, out string, err error) api.DialResult {
 // Docker network: a machine next to the nodes that is not part of the cluster. On an
 // existing cluster the suite has no such network; the host network of the first node is
 // the nearest place outside the pod network, and outside() says which one was used.
-func (e *clusterEnv) dialFromOutside(ctx context.Context, target string, o outsideDial) api.DialResult {
+func (e *clusterEnv) dialFromOutside(ctx context.Context, target string, opts ...probe.Opt) api.DialResult {
 	if e.Cluster == nil {
-		opts := []probe.Opt{probe.Count(max(o.Count, 1))}
-		if o.Timeout > 0 {
-			opts = append(opts, probe.Timeout(o.Timeout))
-		}
-		if o.Host != "" {
-			opts = append(opts, probe.Host(o.Host))
-		}
 		return e.Probe.Dial(ctx, probe.OnHost, e.outsideNode(), api.ProtoHTTP, target, opts...)
 	}
-	out, err := e.Cluster.RunClient(ctx, settings.NetprobeImage, o.args(target)...)
+	out, err := e.Cluster.RunClient(ctx, settings.NetprobeImage, probe.DialArgs(api.ProtoHTTP, target, opts...)...)
 	return decodeDial(target, out, err)
 }
 
@@ -258,7 +230,7 @@ func loadBalancerSpecs(e *clusterEnv) {
 
 			for _, ip := range ips {
 				target := net.JoinHostPort(ip, strconv.Itoa(svclbPort))
-				r := e.dialFromOutside(ctx, target, outsideDial{Count: 3})
+				r := e.dialFromOutside(ctx, target, probe.Count(3))
 				Expect(r).To(probe.Succeed(), "HTTP from %s to LoadBalancer %s at node %s (%s)", e.outside(), svc.Name, byIP[ip], target)
 				Expect(r.Reply).To(HavePrefix(probe.PodDS+"-"), "the answer via node %s should come from a netprobe pod", byIP[ip])
 			}
