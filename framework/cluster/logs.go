@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -20,6 +23,20 @@ type CreateError struct {
 
 func (e *CreateError) Error() string { return e.Err.Error() }
 func (e *CreateError) Unwrap() error { return e.Err }
+
+// LogTails renders the node logs in container-name order, each under a header; lines > 0
+// keeps only the last lines of each.
+func (e *CreateError) LogTails(lines int) string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(e.Logs)) {
+		log := strings.TrimSpace(e.Logs[name])
+		if all := strings.Split(log, "\n"); lines > 0 && len(all) > lines {
+			log = strings.Join(all[len(all)-lines:], "\n")
+		}
+		fmt.Fprintf(&b, "\n===== %s (log tail)\n%s\n", name, log)
+	}
+	return b.String()
+}
 
 // ContainerLogs returns the last lines of a container's stdout and stderr.
 func ContainerLogs(ctx context.Context, name string, tail int) (string, error) {

@@ -52,8 +52,7 @@ func dnsSpecs(e *clusterEnv) {
 			}
 		}
 		domain := e.Exp.ClusterDomain
-		// The probe namespace is known once the profile's cluster is up.
-		svcFQDN := func() string { return probe.Service + "." + e.ns() + ".svc." + domain }
+		svcFQDN := probe.Service + "." + e.ns() + ".svc." + domain
 
 		It("points every pod's resolv.conf at the cluster DNS address, with the cluster search path and ndots:5", func(ctx SpecContext) {
 			// kubelet writes this whether or not CoreDNS runs: it is configured with the address.
@@ -98,7 +97,7 @@ func dnsSpecs(e *clusterEnv) {
 					Expect(r.Addrs).To(Equal([]string{e.Exp.APIServerServiceIP.String()}), "kubernetes.default.svc.%s from the pod on %s", domain, n)
 
 					for _, q := range []probe.DNSQuery{
-						{Name: svcFQDN()},
+						{Name: svcFQDN},
 						{Name: probe.Service + "." + e.ns(), Search: true},
 						{Name: probe.Service, Search: true},
 					} {
@@ -106,7 +105,7 @@ func dnsSpecs(e *clusterEnv) {
 						r := e.Probe.DNS(ctx, probe.InPod, n, q)
 						Expect(r).To(probe.Succeed(), "%s lookup of %q (search %v) from the pod on %s", proto, q.Name, q.Search, n)
 						Expect(r.Addrs).To(Equal([]string{svc.Spec.ClusterIP}), "%q from the pod on %s should be the ClusterIP of %s", q.Name, n, probe.Service)
-						Expect(r.FQDN).To(Equal(svcFQDN()+"."), "%q from the pod on %s should be answered as the Service's FQDN", q.Name, n)
+						Expect(r.FQDN).To(Equal(svcFQDN+"."), "%q from the pod on %s should be answered as the Service's FQDN", q.Name, n)
 					}
 
 					headless := probe.HeadlessService + "." + e.ns() + ".svc." + domain

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -35,10 +34,9 @@ type clusterEnv struct {
 	Kube    *kube.Client
 	Probe   *probe.Probe
 
-	namespace string // where the probes run: probeNamespace, or a run's own on an existing cluster
-	failed    bool
-	timings   []cluster.Timing
-	diagDir   string // the profile's diagnostics bundle, once collected
+	failed  bool
+	timings []cluster.Timing
+	diagDir string // the profile's diagnostics bundle, once collected
 }
 
 // describeProfile registers the Ordered container of one profile: one cluster, created in
@@ -121,8 +119,7 @@ func (e *clusterEnv) setUp(ctx context.Context) {
 	}
 	e.phase("ready", start)
 
-	e.namespace = probeNamespace
-	e.deployProbes(ctx, e.namespace)
+	e.deployProbes(ctx)
 }
 
 // create boots the profile's cluster, trying up to CREATE_ATTEMPTS times. A cluster that
@@ -162,14 +159,7 @@ func (e *clusterEnv) saveCreateLogs(attempt int, err error) string {
 	fmt.Fprintf(&b, "cluster creation attempt %d: %v\n", attempt, err)
 	var ce *cluster.CreateError
 	if errors.As(err, &ce) {
-		names := make([]string, 0, len(ce.Logs))
-		for n := range ce.Logs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(&b, "\n===== %s (log tail)\n%s", n, ce.Logs[n])
-		}
+		b.WriteString(ce.LogTails(0))
 	}
 	dir := filepath.Join(settings.Artifacts, e.Profile.Name)
 	file := filepath.Join(dir, fmt.Sprintf("create-attempt-%d.log", attempt))
@@ -182,7 +172,8 @@ func (e *clusterEnv) saveCreateLogs(attempt int, err error) string {
 	return file
 }
 
-func (e *clusterEnv) deployProbes(ctx context.Context, ns string) {
+func (e *clusterEnv) deployProbes(ctx context.Context) {
+	ns := e.ns()
 	GinkgoHelper()
 	start := time.Now()
 	By("deploying the probes into namespace " + ns)
@@ -210,20 +201,20 @@ func (e *clusterEnv) attach(ctx context.Context) {
 	Expect(err).NotTo(HaveOccurred(), "listing the nodes of the cluster in %s", settings.Kubeconfig)
 	Expect(nodes).NotTo(BeEmpty(), "the cluster in %s has no nodes", settings.Kubeconfig)
 	e.Exp.Nodes = len(nodes)
-	ns := probeNamespace + "-" + settings.RunID
-	e.namespace = ns
+	ns := e.ns()
 	DeferCleanup(func(ctx context.Context) {
 		Expect(e.Kube.DeleteNamespace(ctx, ns, 2*time.Minute)).To(Succeed(), "removing the probe namespace %s", ns)
 	}, NodeTimeout(3*time.Minute))
-	e.deployProbes(ctx, ns)
+	e.deployProbes(ctx)
 }
 
-// ns is the namespace of the probes and of every object the specs create.
+// ns is the namespace of the probes and of every object the specs create: on an existing
+// cluster one of this run's own, removed afterwards.
 func (e *clusterEnv) ns() string {
-	if e.namespace == "" {
-		return probeNamespace
+	if settings.Existing {
+		return probeNamespace + "-" + settings.RunID
 	}
-	return e.namespace
+	return probeNamespace
 }
 
 // ownClusterOnly skips a spec that changes nodes (fault injection, installs): the suite

@@ -39,23 +39,11 @@ func refusalSpecs(e *clusterEnv) {
 				found = append(found, node)
 			}
 		}
-		Expect(found).NotTo(BeEmpty(), "a server log should contain %q; logs: %s", e.Exp.RefusalMessage, tails(ce.Logs, 5))
+		Expect(found).NotTo(BeEmpty(), "a server log should contain %q; logs: %s", e.Exp.RefusalMessage, ce.LogTails(5))
 		Expect(took).To(BeNumerically("<", refusalBound+60*time.Second), "the refusal should be seen within %s", refusalBound)
 		AddReportEntry("refusal "+e.Profile.Name, fmt.Sprintf("refused in %s: %q found in %v", took.Round(time.Second), e.Exp.RefusalMessage, found))
 		Expect(leftovers(ctx, cluster.Name(e.Profile.Name, settings.RunID))).To(BeEmpty(), "a refused cluster must leave nothing behind")
 	})
-}
-
-func tails(logs map[string]string, n int) string {
-	var b strings.Builder
-	for node, log := range logs {
-		lines := strings.Split(strings.TrimSpace(log), "\n")
-		if len(lines) > n {
-			lines = lines[len(lines)-n:]
-		}
-		fmt.Fprintf(&b, "\n--- %s\n%s", node, strings.Join(lines, "\n"))
-	}
-	return b.String()
 }
 
 // requireWireGuard skips the whole profile, before any cluster exists, when the kernel the
