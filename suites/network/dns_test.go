@@ -147,9 +147,9 @@ func dnsSpecs(e *clusterEnv) {
 			for _, from := range e.Probe.Nodes(probe.InPod) {
 				for i := range nodes {
 					name, ip := nodes[i].Name, nodeIP(&nodes[i])
-					Eventually(ctx, func(ctx context.Context) []string {
+					Eventually(ctx, func(g Gomega, ctx context.Context) []string {
 						r := e.Probe.DNS(ctx, probe.InPod, from, probe.DNSQuery{Name: name})
-						Expect(r.Answered).To(Equal(1), "lookup of node %s from the pod on %s should be answered: %s", name, from, r.Error)
+						g.Expect(r.Answered).To(Equal(1), "lookup of node %s from the pod on %s should be answered: %s", name, from, r.Error)
 						return r.Addrs
 					}).WithTimeout(nodeHostsConvergence).Should(Equal([]string{ip}),
 						"node name %s from the pod on %s should resolve to its node IP within %s", name, from, nodeHostsConvergence)

@@ -89,9 +89,10 @@ func ingressSpecs(e *clusterEnv) {
 			}
 			Expect(e.Kube.WaitDeploymentAvailable(ctx, "kube-system", "traefik", traefikRollout)).To(Succeed())
 			var addrs []string
-			Eventually(ctx, func(ctx context.Context) []string {
-				addrs = e.lbIngress(ctx, "kube-system", "traefik")
-				return addrs
+			Eventually(ctx, func(ctx context.Context) ([]string, error) {
+				var err error
+				addrs, err = e.lbIngress(ctx, "kube-system", "traefik")
+				return addrs, err
 			}).WithTimeout(servicelbConvergence).ShouldNot(BeEmpty(), "Service kube-system/traefik should get a LoadBalancer address within %s", servicelbConvergence)
 
 			ing := e.probeIngress()
@@ -103,9 +104,9 @@ func ingressSpecs(e *clusterEnv) {
 
 			for _, addr := range addrs {
 				target := net.JoinHostPort(addr, "80")
-				Eventually(ctx, func(ctx context.Context) string {
+				Eventually(ctx, func(g Gomega, ctx context.Context) string {
 					r := e.dialFromOutside(ctx, target, probe.Host(ingressHost))
-					Expect(r).To(probe.Succeed(), "HTTP for host %s to traefik at %s", ingressHost, target)
+					g.Expect(r).To(probe.Succeed(), "HTTP for host %s to traefik at %s", ingressHost, target)
 					return r.Reply
 				}).WithTimeout(ingressConvergence).Should(HavePrefix(probe.PodDS+"-"),
 					"traefik at %s should route host %s to a netprobe pod within %s, from %s", target, ingressHost, ingressConvergence, e.outside())
@@ -116,9 +117,9 @@ func ingressSpecs(e *clusterEnv) {
 			}
 
 			// publishedService: traefik copies its Service's address into the Ingress status.
-			Eventually(ctx, func(ctx context.Context) []string {
+			Eventually(ctx, func(g Gomega, ctx context.Context) []string {
 				got := &networkingv1.Ingress{}
-				Expect(e.Kube.Resources().Get(ctx, ing.Name, ing.Namespace, got)).To(Succeed())
+				g.Expect(e.Kube.Resources().Get(ctx, ing.Name, ing.Namespace, got)).To(Succeed())
 				var ips []string
 				for _, in := range got.Status.LoadBalancer.Ingress {
 					ips = append(ips, in.IP)

@@ -173,7 +173,7 @@ func metallbSpecs(e *clusterEnv) {
 			contender := e.lbService("netprobe-mlb-contender", 80, want)
 			e.createService(ctx, contender)
 			// An expected refusal: watch a bounded window, never retry.
-			Consistently(ctx, func(ctx context.Context) []string {
+			Consistently(ctx, func(ctx context.Context) ([]string, error) {
 				return e.lbIngress(ctx, contender.Namespace, contender.Name)
 			}).WithTimeout(metallbConflictWindow).WithPolling(time.Second).Should(BeEmpty(),
 				"MetalLB must not give %s, held by %s, to %s", ip, holder.Name, contender.Name)
@@ -226,9 +226,10 @@ func (e *clusterEnv) installMetalLB(ctx context.Context) metallb.Pool {
 func (e *clusterEnv) waitPoolAddress(ctx context.Context, pool metallb.Pool, name string, created time.Time) (netip.Addr, time.Duration) {
 	GinkgoHelper()
 	var ips []string
-	Eventually(ctx, func(ctx context.Context) []string {
-		ips = e.lbIngress(ctx, e.ns(), name)
-		return ips
+	Eventually(ctx, func(ctx context.Context) ([]string, error) {
+		var err error
+		ips, err = e.lbIngress(ctx, e.ns(), name)
+		return ips, err
 	}).WithTimeout(metallbAssign).WithPolling(250*time.Millisecond).Should(HaveLen(1), "MetalLB should give Service %s one address within %s", name, metallbAssign)
 	took := time.Since(created)
 	ip, err := netip.ParseAddr(ips[0])

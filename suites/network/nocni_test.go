@@ -1,6 +1,7 @@
 package network
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -39,9 +40,9 @@ func noCNISpecs(e *clusterEnv) {
 			Expect(e.Probe.Nodes(probe.OnHost)).To(HaveLen(e.Exp.Nodes), "the host-network probe should run on every node")
 			// Not a convergence: with no CNI the pods can never start, so observe a bounded
 			// window and require that none did.
-			Consistently(ctx, func() []string {
+			Consistently(ctx, func(g Gomega, ctx context.Context) []string {
 				pods, err := e.Kube.Pods(ctx, e.Probe.Namespace, "app.kubernetes.io/name="+probe.PodDS)
-				Expect(err).NotTo(HaveOccurred())
+				g.Expect(err).NotTo(HaveOccurred())
 				var running []string
 				for _, p := range pods {
 					if p.Status.Phase == corev1.PodRunning || p.Status.PodIP != "" {

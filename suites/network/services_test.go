@@ -83,17 +83,19 @@ func (e *clusterEnv) deleteService(ctx context.Context, ns, name string) {
 	}).WithTimeout(30*time.Second).Should(BeTrue(), "Service %s/%s should be gone within 30s of its deletion", ns, name)
 }
 
-// lbIngress returns the addresses of a Service's status.loadBalancer.ingress, sorted.
-func (e *clusterEnv) lbIngress(ctx context.Context, ns, name string) []string {
-	GinkgoHelper()
+// lbIngress returns the addresses of a Service's status.loadBalancer.ingress, sorted. It
+// returns its error instead of asserting: it is polled, and a failed read is one failed poll.
+func (e *clusterEnv) lbIngress(ctx context.Context, ns, name string) ([]string, error) {
 	svc := &corev1.Service{}
-	Expect(e.Kube.Resources().Get(ctx, name, ns, svc)).To(Succeed(), "reading Service %s/%s", ns, name)
+	if err := e.Kube.Resources().Get(ctx, name, ns, svc); err != nil {
+		return nil, fmt.Errorf("reading Service %s/%s: %w", ns, name, err)
+	}
 	var ips []string
 	for _, in := range svc.Status.LoadBalancer.Ingress {
 		ips = append(ips, in.IP)
 	}
 	sort.Strings(ips)
-	return ips
+	return ips, nil
 }
 
 // nodeIPs returns every node's InternalIP, sorted, and the node names by IP.
@@ -211,7 +213,7 @@ func loadBalancerSpecs(e *clusterEnv) {
 			ips, byIP := e.nodeIPs(ctx)
 
 			By("waiting for servicelb to publish every node's IP")
-			Eventually(ctx, func(ctx context.Context) []string {
+			Eventually(ctx, func(ctx context.Context) ([]string, error) {
 				return e.lbIngress(ctx, svc.Namespace, svc.Name)
 			}).WithTimeout(servicelbConvergence).WithPolling(250*time.Millisecond).Should(Equal(ips),
 				"servicelb should publish the IPs of all %d nodes for %s within %s", len(ips), svc.Name, servicelbConvergence)
@@ -244,21 +246,23 @@ func loadBalancerSpecs(e *clusterEnv) {
 			svc := e.lbService("netprobe-nolb", svclbPort, nil)
 			e.createService(ctx, svc)
 			// Not a convergence: watch a bounded window and require that nothing appears.
-			Consistently(ctx, func(ctx context.Context) []string {
+			Consistently(ctx, func(g Gomega, ctx context.Context) []string {
 				var found []string
 				var dss appsv1.DaemonSetList
-				Expect(e.Kube.Resources("kube-system").List(ctx, &dss, resources.WithLabelSelector(svclbNameLabel+"="+svc.Name))).To(Succeed())
+				g.Expect(e.Kube.Resources("kube-system").List(ctx, &dss, resources.WithLabelSelector(svclbNameLabel+"="+svc.Name))).To(Succeed())
 				for _, ds := range dss.Items {
 					found = append(found, "DaemonSet "+ds.Name)
 				}
 				pods, err := e.Kube.Pods(ctx, "kube-system", svclbNameLabel+"="+svc.Name)
-				Expect(err).NotTo(HaveOccurred())
+				g.Expect(err).NotTo(HaveOccurred())
 				for _, p := range pods {
 					found = append(found, "pod "+p.Name+" on "+p.Spec.NodeName)
 				}
 				if !e.Exp.MetalLB {
 					// With MetalLB a pool address is the expected outcome, not klipper-lb's.
-					for _, ip := range e.lbIngress(ctx, svc.Namespace, svc.Name) {
+					ips, err := e.lbIngress(ctx, svc.Namespace, svc.Name)
+					g.Expect(err).NotTo(HaveOccurred())
+					for _, ip := range ips {
 						found = append(found, "ingress address "+ip)
 					}
 				}

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -22,9 +23,9 @@ func systemSpecs(e *clusterEnv) {
 			if !e.Exp.PodNetwork {
 				Skip("kube-system pods need a pod network")
 			}
-			Eventually(ctx, func() []string {
+			Eventually(ctx, func(g Gomega, ctx context.Context) []string {
 				pods, err := e.Kube.Pods(ctx, "kube-system", "")
-				Expect(err).NotTo(HaveOccurred())
+				g.Expect(err).NotTo(HaveOccurred())
 				var bad []string
 				for _, p := range pods {
 					switch {
