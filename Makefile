@@ -68,7 +68,8 @@ e2e-run: ## run the suites against images already prepared (no set-up)
 	@mkdir -p $(ARTIFACTS)
 	$(GINKGO) run -v --fail-on-empty --procs=$(PARALLEL) --timeout=$(E2E_TIMEOUT) --poll-progress-after=60s --poll-progress-interval=30s \
 		--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
-		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network
+		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network \
+		|| { scripts/show-failures.sh $(ARTIFACTS)/summary.md; exit 1; }
 
 test: ## unit tests (no Docker needed)
 	$(GO) test -count=1 $(UNIT_PKGS)
@@ -89,7 +90,8 @@ e2e-existing: ## checks against the cluster in $KUBECONFIG; PROFILE (name or .ya
 	@mkdir -p $(ARTIFACTS)
 	EXISTING_CLUSTER=1 PROFILES='$(PROFILE)' $(GINKGO) run -v --fail-on-empty --timeout=$(E2E_TIMEOUT) \
 		--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
-		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network
+		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network \
+		|| { scripts/show-failures.sh $(ARTIFACTS)/summary.md; exit 1; }
 
 # Pre-upgrade validation (suites/upgrade): boot PROFILE at FROM, upgrade it node by node to TO
 # (servers first, then agents) while measuring the interruption of pod traffic and DNS, then
