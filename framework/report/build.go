@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -282,7 +283,7 @@ func (r *Run) build(rep types.Report, now time.Time) *result {
 }
 
 func failureOf(s types.SpecReport, text, profile string) failureItem {
-	f := failureItem{Profile: profile, Spec: text, State: s.State.String(), Message: firstLine(s.Failure.Message)}
+	f := failureItem{Profile: profile, Spec: text, State: s.State.String(), Message: failureLine(s.Failure.Message)}
 	if s.Failure.ForwardedPanic != "" && f.Message == "" {
 		f.Message = firstLine(s.Failure.ForwardedPanic)
 	}
@@ -290,7 +291,7 @@ func failureOf(s types.SpecReport, text, profile string) failureItem {
 		f.Location = filepath.Base(loc.FileName) + ":" + strconv.Itoa(loc.LineNumber)
 	}
 	for _, a := range s.AdditionalFailures {
-		f.Also = append(f.Also, a.State.String()+": "+firstLine(a.Failure.Message))
+		f.Also = append(f.Also, a.State.String()+": "+failureLine(a.Failure.Message))
 	}
 	return f
 }
@@ -392,13 +393,61 @@ func orDefault(s, def string) string {
 // firstLine is the first non-empty line of a message, shortened: Gomega puts the spec's own
 // description of the expectation first.
 func firstLine(s string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			if r := []rune(l); len(r) > maxMessage {
-				l = string(r[:maxMessage]) + "…"
-			}
-			return l
-		}
+	if lines := nonEmptyLines(s); len(lines) > 0 {
+		return shorten(lines[0])
 	}
 	return ""
+}
+
+var (
+	// asyncPreamble is the line an Eventually/Consistently failure starts with ("Timed out
+	// after 60.000s."): alone it says nothing about what was expected.
+	asyncPreamble = regexp.MustCompile(`^(Timed out|Context was cancelled|Failed)\b.* after [0-9.]+s\.$`)
+	// polledFailure introduces the failure of an assertion inside the polled function.
+	polledFailure = regexp.MustCompile(`^(The function passed to (?:Eventually|Consistently) failed at )(.*)( with:)$`)
+)
+
+// failureLine is a failure message in one line, shortened: the first line, and for an
+// Eventually or Consistently failure the lines after Gomega's preamble up to the description
+// of what was expected (the outer one, and the inner one when the polled function failed).
+func failureLine(s string) string {
+	lines := nonEmptyLines(s)
+	if len(lines) == 0 {
+		return ""
+	}
+	out := []string{lines[0]}
+	if asyncPreamble.MatchString(lines[0]) {
+		// The outer description (absent when the spec gave none), then, when the polled
+		// function failed, Gomega's "failed at … with:" line and the inner description.
+		for i := 1; i < len(lines); i++ {
+			// The file of the failed assertion, without its directory (the summary's own
+			// locations are file:line too).
+			out = append(out, polledFailure.ReplaceAllStringFunc(lines[i], func(l string) string {
+				m := polledFailure.FindStringSubmatch(l)
+				return m[1] + filepath.Base(m[2]) + m[3]
+			}))
+			more := polledFailure.MatchString(lines[i]) || (i+1 < len(lines) && polledFailure.MatchString(lines[i+1]))
+			if !more {
+				break
+			}
+		}
+	}
+	return shorten(strings.Join(out, " "))
+}
+
+func nonEmptyLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func shorten(s string) string {
+	if r := []rune(s); len(r) > maxMessage {
+		return string(r[:maxMessage]) + "…"
+	}
+	return s
 }

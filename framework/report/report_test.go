@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
+	"github.com/onsi/gomega"
 )
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -338,5 +339,86 @@ func TestEntryHelpersPrint(t *testing.T) {
 	_, dv, vis := DiagnosticsEntry("vxlan", "/a/vxlan")
 	if dv.String() != "diagnostics bundle of vxlan: /a/vxlan" || vis != types.ReportEntryVisibilityAlways {
 		t.Errorf("diagnostics entry %q %v", dv, vis)
+	}
+}
+
+// gomegaFailure returns the message Gomega itself produces for the assertion run by assert.
+func gomegaFailure(t *testing.T, assert func(g gomega.Gomega)) string {
+	t.Helper()
+	var msg string
+	assert(gomega.NewGomega(func(m string, _ ...int) { msg = m }))
+	if msg == "" {
+		t.Fatal("the assertion did not fail")
+	}
+	return msg
+}
+
+func TestFailureLineKeepsWhatAPollExpected(t *testing.T) {
+	timeout := 30 * time.Millisecond
+	for _, c := range []struct {
+		name   string
+		assert func(g gomega.Gomega)
+		want   []string // in this order
+		absent string
+	}{
+		{
+			name: "plain assertion",
+			assert: func(g gomega.Gomega) {
+				g.Expect(1450).To(gomega.Equal(1460), "MTU of flannel.1 on agent-0")
+			},
+			want: []string{"MTU of flannel.1 on agent-0"}, absent: "Expected",
+		},
+		{
+			name: "Eventually whose matcher never matched",
+			assert: func(g gomega.Gomega) {
+				g.Eventually(func() string { return "netprobe-x" }).WithTimeout(timeout).
+					Should(gomega.HavePrefix("other-"), "traefik should route host %s", "probe.k3snet.test")
+			},
+			want: []string{"Timed out after", "traefik should route host probe.k3snet.test"}, absent: "Expected",
+		},
+		{
+			name: "Eventually whose polled function failed",
+			assert: func(g gomega.Gomega) {
+				g.Eventually(func(g gomega.Gomega) string {
+					g.Expect(404).To(gomega.Equal(200), "HTTP for host %s", "probe.k3snet.test")
+					return ""
+				}).WithTimeout(timeout).Should(gomega.HavePrefix("netprobe-"), "traefik should route host %s", "probe.k3snet.test")
+			},
+			want: []string{"Timed out after", "traefik should route host", "The function passed to Eventually failed at report_test.go:", "HTTP for host probe.k3snet.test"}, absent: "Expected",
+		},
+		{
+			name: "Consistently that saw something",
+			assert: func(g gomega.Gomega) {
+				g.Consistently(func() []string { return []string{"pod svclb-x"} }).WithTimeout(timeout).
+					Should(gomega.BeEmpty(), "no svclb pod may appear")
+			},
+			want: []string{"after", "no svclb pod may appear"}, absent: "Expected",
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			msg := gomegaFailure(t, c.assert)
+			got := failureLine(msg)
+			rest := got
+			for _, w := range c.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("failureLine lacks %q (in order) in %q\nfrom Gomega's message:\n%s", w, got, msg)
+				}
+				rest = rest[i+len(w):]
+			}
+			if strings.Contains(got, c.absent) {
+				t.Errorf("failureLine should stop before the matcher's details, got %q", got)
+			}
+			if strings.Contains(got, "\n") {
+				t.Errorf("failureLine is one line, got %q", got)
+			}
+		})
+	}
+}
+
+func TestFailureLineShortens(t *testing.T) {
+	got := failureLine("Timed out after 1.000s.\n" + strings.Repeat("x", 2*maxMessage))
+	if r := []rune(got); len(r) != maxMessage+1 || !strings.HasSuffix(got, "…") {
+		t.Errorf("want %d runes ending in …, got %d: %q", maxMessage+1, len(r), got)
 	}
 }
