@@ -193,10 +193,51 @@ func (c *Client) Pods(ctx context.Context, ns, selector string) ([]corev1.Pod, e
 }
 
 // Exec runs a command in a pod's container and returns its stdout and stderr.
+//
+// An exec whose connection to the kubelet could not be set up is tried again (up to
+// execAttempts in all): k3s reaches an agent's kubelet through a tunnel from that agent,
+// and a busy machine occasionally loses one handshake ("unable to upgrade connection:
+// error dialing backend: EOF"). The command never started then, so running it again is
+// safe, and such a failure says nothing about the pod network the checks measure.
 func (c *Client) Exec(ctx context.Context, ns, pod, container string, cmd ...string) (string, string, error) {
 	var stdout, stderr bytes.Buffer
-	err := c.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
+	err := retryUnstarted(ctx, execAttempts, execRetryPause, func() error {
+		stdout.Reset()
+		stderr.Reset()
+		return c.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
+	})
 	return stdout.String(), stderr.String(), err
+}
+
+const (
+	execAttempts   = 3
+	execRetryPause = time.Second
+)
+
+// execNeverStarted tells whether an exec error means the stream to the container was never
+// set up (the API server could not reach the kubelet), as opposed to a command that ran.
+func execNeverStarted(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "unable to upgrade connection") || strings.Contains(msg, "error dialing backend")
+}
+
+// retryUnstarted calls run until it succeeds, fails in a way other than execNeverStarted,
+// has been called attempts times, or ctx ends; it pauses between calls, longer each time.
+func retryUnstarted(ctx context.Context, attempts int, pause time.Duration, run func() error) error {
+	var err error
+	for i := 1; ; i++ {
+		if err = run(); !execNeverStarted(err) || i >= attempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i) * pause):
+		}
+	}
 }
 
 // Logs returns the last lines of a container's log.
