@@ -417,18 +417,20 @@ func failureLine(s string) string {
 	}
 	out := []string{lines[0]}
 	if asyncPreamble.MatchString(lines[0]) {
-		// The outer description (absent when the spec gave none), then, when the polled
-		// function failed, Gomega's "failed at … with:" line and the inner description.
-		for i := 1; i < len(lines); i++ {
-			// The file of the failed assertion, without its directory (the summary's own
-			// locations are file:line too).
-			out = append(out, polledFailure.ReplaceAllStringFunc(lines[i], func(l string) string {
-				m := polledFailure.FindStringSubmatch(l)
-				return m[1] + filepath.Base(m[2]) + m[3]
-			}))
-			more := polledFailure.MatchString(lines[i]) || (i+1 < len(lines) && polledFailure.MatchString(lines[i+1]))
-			if !more {
-				break
+		rest := lines[1:]
+		// The outer description, when the spec gave one.
+		if len(rest) > 0 && !polledFailure.MatchString(rest[0]) {
+			out, rest = append(out, rest[0]), rest[1:]
+		}
+		// When the polled function failed: Gomega's "failed at … with:" line, with the file
+		// of the assertion but not its directory (the summary's locations are file:line
+		// too), and the inner description.
+		if len(rest) > 0 {
+			if m := polledFailure.FindStringSubmatch(rest[0]); m != nil {
+				out = append(out, m[1]+filepath.Base(m[2])+m[3])
+				if len(rest) > 1 {
+					out = append(out, rest[1])
+				}
 			}
 		}
 	}
