@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/onsi/gomega/types"
 
@@ -53,11 +54,24 @@ func (m *okMatcher) Match(actual any) (bool, error) {
 	return ok == m.want, nil
 }
 
+// FailureMessage puts the probe's own error on the line right after the spec's description
+// (the line the run summary keeps) and the whole result below it.
 func (m *okMatcher) FailureMessage(actual any) string {
 	if m.want {
-		return fmt.Sprintf("expected the probe to succeed, got %+v", actual)
+		return fmt.Sprintf("expected the probe to succeed; it reported: %s\nwhole result: %+v", probeError(actual), actual)
 	}
 	return fmt.Sprintf("expected the probe to run and fail, got %+v", actual)
+}
+
+// probeError is the Error field every netprobe result carries, or a word when it is empty.
+func probeError(actual any) string {
+	v := reflect.ValueOf(actual)
+	if v.Kind() == reflect.Struct {
+		if f := v.FieldByName("Error"); f.IsValid() && f.Kind() == reflect.String && f.String() != "" {
+			return f.String()
+		}
+	}
+	return "no error text"
 }
 
 func (m *okMatcher) NegatedFailureMessage(actual any) string {

@@ -405,6 +405,8 @@ var (
 	asyncPreamble = regexp.MustCompile(`^(Timed out|Context was cancelled|Failed)\b.* after [0-9.]+s\.$`)
 	// polledFailure introduces the failure of an assertion inside the polled function.
 	polledFailure = regexp.MustCompile(`^(The function passed to (?:Eventually|Consistently) failed at )(.*)( with:)$`)
+	// probeVerdict starts the one-line verdict of framework/probe's matchers.
+	probeVerdict = regexp.MustCompile(`^expected the probe (to succeed; it reported: |to run and fail, )`)
 )
 
 // failureLine is a failure message in one line, shortened: the first line, and for an
@@ -415,9 +417,8 @@ func failureLine(s string) string {
 	if len(lines) == 0 {
 		return ""
 	}
-	out := []string{lines[0]}
+	out, rest := []string{lines[0]}, lines[1:]
 	if asyncPreamble.MatchString(lines[0]) {
-		rest := lines[1:]
 		// The outer description, when the spec gave one.
 		if len(rest) > 0 && !polledFailure.MatchString(rest[0]) {
 			out, rest = append(out, rest[0]), rest[1:]
@@ -428,11 +429,17 @@ func failureLine(s string) string {
 		if len(rest) > 0 {
 			if m := polledFailure.FindStringSubmatch(rest[0]); m != nil {
 				out = append(out, m[1]+filepath.Base(m[2])+m[3])
-				if len(rest) > 1 {
-					out = append(out, rest[1])
+				rest = rest[1:]
+				if len(rest) > 0 {
+					out, rest = append(out, rest[0]), rest[1:]
 				}
 			}
 		}
+	}
+	// A probe matcher's verdict carries the probe's own error in one line: worth keeping,
+	// unlike the multi-line dumps of Gomega's matchers.
+	if len(rest) > 0 && probeVerdict.MatchString(rest[0]) {
+		out = append(out, rest[0])
 	}
 	return shorten(strings.Join(out, " "))
 }

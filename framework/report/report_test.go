@@ -387,6 +387,22 @@ func TestFailureLineKeepsWhatAPollExpected(t *testing.T) {
 			want: []string{"Timed out after", "traefik should route host", "The function passed to Eventually failed at report_test.go:", "HTTP for host probe.k3snet.test"}, absent: "Expected",
 		},
 		{
+			name: "probe verdict after the description",
+			assert: func(g gomega.Gomega) {
+				g.Expect(false).To(verdictMatcher{}, "udp between the two probe pods on agent-1")
+			},
+			want: []string{"udp between the two probe pods on agent-1", "it reported: no UDP reply within 2s"}, absent: "whole result",
+		},
+		{
+			name: "probe verdict inside a poll",
+			assert: func(g gomega.Gomega) {
+				g.Eventually(func(g gomega.Gomega) {
+					g.Expect(false).To(verdictMatcher{}, "HTTP for host %s", "probe.k3snet.test")
+				}).WithTimeout(timeout).Should(gomega.Succeed(), "traefik should route host %s", "probe.k3snet.test")
+			},
+			want: []string{"Timed out after", "traefik should route host", "failed at report_test.go:", "HTTP for host probe.k3snet.test", "it reported: no UDP reply"}, absent: "whole result",
+		},
+		{
 			name: "Consistently that saw something",
 			assert: func(g gomega.Gomega) {
 				g.Consistently(func() []string { return []string{"pod svclb-x"} }).WithTimeout(timeout).
@@ -415,6 +431,16 @@ func TestFailureLineKeepsWhatAPollExpected(t *testing.T) {
 		})
 	}
 }
+
+// verdictMatcher fails with a message shaped like framework/probe's matchers (the report
+// package does not import them: it reads messages, whoever wrote them).
+type verdictMatcher struct{}
+
+func (verdictMatcher) Match(actual any) (bool, error) { return actual == true, nil }
+func (verdictMatcher) FailureMessage(any) string {
+	return "expected the probe to succeed; it reported: no UDP reply within 2s (4 datagrams sent)\nwhole result: {OK:false}"
+}
+func (verdictMatcher) NegatedFailureMessage(any) string { return "" }
 
 func TestFailureLineShortens(t *testing.T) {
 	got := failureLine("Timed out after 1.000s.\n" + strings.Repeat("x", 2*maxMessage))
