@@ -7,12 +7,13 @@
 #   env    writes .lab/images.env only
 . "$(dirname "$0")/lib.sh"
 
-# Order matters only for wall time: the node image pulls in the add-on images it bakes.
-RECIPES="netprobe k3s metallb-controller metallb-speaker k3d-tools"
+# The images built directly; the node image (k3s) also pulls in the add-on images it bakes
+# (its DEPENDS), and is built last (see build below).
+RECIPES="netprobe metallb-controller metallb-speaker k3d-tools"
 
 all_refs() {
 	local r
-	for r in debian pause coredns local-path busybox metrics-server traefik klipper-helm klipper-lb $RECIPES; do
+	for r in debian pause coredns local-path busybox metrics-server traefik klipper-helm klipper-lb k3s $RECIPES; do
 		# shellcheck source=/dev/null
 		(IMAGE_REFS=""; . "$LAB_DIR/images/$r/image.env"; for x in $IMAGE_REFS; do echo "$x"; done)
 	done | awk '!seen[$0]++'
@@ -34,12 +35,40 @@ ENV
 	log "wrote .lab/images.env"
 }
 
+# build_all: every image. Compiling k3s (~19 min on two cores) starts first, in the
+# background, while the other images are built: their single-threaded stretches (linking,
+# docker build/save, Debian packages, module downloads) would otherwise leave a core idle.
+# The node image itself is packaged last, once both are done.
+build_all() {
+	local bg="" r
+	if ! "$LAB_DIR/image.sh" --check k3s; then
+		set -m # its own process group, so that an interrupt can stop the compilers too
+		"$LAB_DIR/build-k3s.sh" &
+		bg=$!
+		set +m
+		log "k3s binaries: building in the background (pid $bg)"
+		# shellcheck disable=SC2064 # bg is fixed now
+		trap "kill -- -$bg 2>/dev/null; exit 130" INT TERM
+		# shellcheck disable=SC2064
+		trap "kill -- -$bg 2>/dev/null || true" EXIT
+	fi
+	# shellcheck disable=SC1091
+	for r in $RECIPES $(DEPENDS=""; . "$LAB_DIR/images/k3s/image.env"; echo "$DEPENDS"); do
+		"$LAB_DIR/image.sh" "$r"
+	done
+	if [ -n "$bg" ]; then
+		wait "$bg" || die "building the k3s binaries failed (logs: $LAB_CACHE/logs/k3s-binary.log and the other *-binary*.log)"
+		trap - INT TERM EXIT
+	fi
+	"$LAB_DIR/image.sh" k3s
+}
+
 case "${1:-build}" in
 build)
 	t0=$(date +%s)
 	"$LAB_DIR/docker.sh"
 	: >"$LAB_CACHE/logs/timings.txt"
-	for r in $RECIPES; do "$LAB_DIR/image.sh" "$r"; done
+	build_all
 	write_env
 	log "all lab images ready in $(( $(date +%s) - t0 ))s"
 	if [ -s "$LAB_CACHE/logs/timings.txt" ]; then

@@ -18,7 +18,10 @@ export LAB_CACHE
 mkdir -p "$LAB_CACHE/bin" "$LAB_CACHE/src" "$LAB_CACHE/logs" "$LAB_CACHE/work"
 
 GO=${GO:-go}
-export GOFLAGS=${GOFLAGS:--buildvcs=false}
+# Every lab binary is linked with -s -w (no symbol table, no DWARF), so the DWARF the compiler
+# would write into each package's object file is thrown away at link time: not generating it
+# saves compile time on a cold cache and changes no binary.
+export GOFLAGS=${GOFLAGS:--buildvcs=false -gcflags=all=-dwarf=false}
 
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
