@@ -64,12 +64,17 @@ setup: ## engine + images: official images when a registry answers, else the off
 e2e: setup ## the main job: set up, boot one cluster per profile, run the checks
 	@$(MAKE) --no-print-directory e2e-run
 
+# run_network_suite FLAGS: the ginkgo run of suites/network both e2e targets make; a red run
+# ends with summary.md's failures (what failed and where its diagnostics are), not only
+# ginkgo's code locations.
+run_network_suite = $(GINKGO) run -v --fail-on-empty --timeout=$(E2E_TIMEOUT) $(1) \
+	--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
+	$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network \
+	|| { scripts/show-failures.sh $(ARTIFACTS)/summary.md; exit 1; }
+
 e2e-run: ## run the suites against images already prepared (no set-up)
 	@mkdir -p $(ARTIFACTS)
-	$(GINKGO) run -v --fail-on-empty --procs=$(PARALLEL) --timeout=$(E2E_TIMEOUT) --poll-progress-after=60s --poll-progress-interval=30s \
-		--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
-		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network \
-		|| { scripts/show-failures.sh $(ARTIFACTS)/summary.md; exit 1; }
+	$(call run_network_suite,--procs=$(PARALLEL) --poll-progress-after=60s --poll-progress-interval=30s)
 
 test: ## unit tests (no Docker needed)
 	$(GO) test -count=1 $(UNIT_PKGS)
@@ -88,10 +93,7 @@ e2e-existing: ## checks against the cluster in $KUBECONFIG; PROFILE (name or .ya
 	@test -n "$(KUBECONFIG)" || { echo "KUBECONFIG must name the existing cluster's kubeconfig"; exit 2; }
 	@test -n "$(PROFILE)" || { echo "PROFILE must name the profile (or profile file) the cluster was configured with"; exit 2; }
 	@mkdir -p $(ARTIFACTS)
-	EXISTING_CLUSTER=1 PROFILES='$(PROFILE)' $(GINKGO) run -v --fail-on-empty --timeout=$(E2E_TIMEOUT) \
-		--junit-report=junit.xml --output-dir=$(ARTIFACTS) \
-		$(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_FLAGS) ./suites/network \
-		|| { scripts/show-failures.sh $(ARTIFACTS)/summary.md; exit 1; }
+	EXISTING_CLUSTER=1 PROFILES='$(PROFILE)' $(call run_network_suite,)
 
 # Pre-upgrade validation (suites/upgrade): boot PROFILE at FROM, upgrade it node by node to TO
 # (servers first, then agents) while measuring the interruption of pod traffic and DNS, then
