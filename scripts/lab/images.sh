@@ -11,9 +11,15 @@
 # (its DEPENDS), and is built last (see build below).
 RECIPES="netprobe metallb-controller metallb-speaker k3d-tools"
 
+# node_deps: the add-on images the node image bakes, as its recipe declares them.
+node_deps() {
+	# shellcheck disable=SC1091
+	(DEPENDS=""; . "$LAB_DIR/images/k3s/image.env"; echo "$DEPENDS")
+}
+
 all_refs() {
 	local r
-	for r in debian pause coredns local-path busybox metrics-server traefik klipper-helm klipper-lb k3s $RECIPES; do
+	for r in $RECIPES $(node_deps) k3s; do
 		# shellcheck source=/dev/null
 		(IMAGE_REFS=""; . "$LAB_DIR/images/$r/image.env"; for x in $IMAGE_REFS; do echo "$x"; done)
 	done | awk '!seen[$0]++'
@@ -52,8 +58,7 @@ build_all() {
 		# shellcheck disable=SC2064
 		trap "kill -- -$bg 2>/dev/null || true" EXIT
 	fi
-	# shellcheck disable=SC1091
-	for r in $RECIPES $(DEPENDS=""; . "$LAB_DIR/images/k3s/image.env"; echo "$DEPENDS"); do
+	for r in $RECIPES $(node_deps); do
 		"$LAB_DIR/image.sh" "$r"
 	done
 	if [ -n "$bg" ]; then
