@@ -54,13 +54,17 @@ func (m *okMatcher) Match(actual any) (bool, error) {
 	return ok == m.want, nil
 }
 
-// FailureMessage puts the probe's own error on the line right after the spec's description
-// (the line the run summary keeps) and the whole result below it.
+// FailureMessage puts a one-line verdict with the probe's own error on the line right after
+// the spec's description (the line the run summary keeps) and the whole result below it.
 func (m *okMatcher) FailureMessage(actual any) string {
-	if m.want {
-		return fmt.Sprintf("expected the probe to succeed; it reported: %s\nwhole result: %+v", probeError(actual), actual)
+	verdict := "expected the probe to succeed; it reported: " + probeError(actual)
+	if !m.want {
+		verdict = "expected the probe to run and fail; it succeeded"
+		if _, ran, _ := resultOK(actual); !ran {
+			verdict = "expected the probe to run and fail; it did not run: " + probeError(actual)
+		}
 	}
-	return fmt.Sprintf("expected the probe to run and fail, got %+v", actual)
+	return fmt.Sprintf("%s\nwhole result: %+v", verdict, actual)
 }
 
 // probeError is the Error field every netprobe result carries, or a word when it is empty.

@@ -43,4 +43,15 @@ func TestFailMatcherNeedsTheProbeToRun(t *testing.T) {
 	if got, _ := m.Match(api.DialResult{OK: true, Attempts: 1}); got {
 		t.Errorf("a successful dial matched Fail")
 	}
+	for _, c := range []struct {
+		r    api.DialResult
+		want string
+	}{
+		{api.DialResult{OK: true, Attempts: 1}, "expected the probe to run and fail; it succeeded\n"},
+		{api.DialResult{Error: "exec failed"}, "expected the probe to run and fail; it did not run: exec failed\n"},
+	} {
+		if msg := m.FailureMessage(c.r); !strings.HasPrefix(msg, c.want) {
+			t.Errorf("Fail's message %q, want it to start with %q", msg, c.want)
+		}
+	}
 }

@@ -406,12 +406,13 @@ var (
 	// polledFailure introduces the failure of an assertion inside the polled function.
 	polledFailure = regexp.MustCompile(`^(The function passed to (?:Eventually|Consistently) failed at )(.*)( with:)$`)
 	// probeVerdict starts the one-line verdict of framework/probe's matchers.
-	probeVerdict = regexp.MustCompile(`^expected the probe (to succeed; it reported: |to run and fail, )`)
+	probeVerdict = regexp.MustCompile(`^expected the probe to (succeed|run and fail); `)
 )
 
 // failureLine is a failure message in one line, shortened: the first line, and for an
 // Eventually or Consistently failure the lines after Gomega's preamble up to the description
-// of what was expected (the outer one, and the inner one when the polled function failed).
+// of what was expected (the outer one, and the inner one when the polled function failed);
+// then a probe matcher's verdict when one follows.
 func failureLine(s string) string {
 	lines := nonEmptyLines(s)
 	if len(lines) == 0 {

@@ -403,6 +403,13 @@ func TestFailureLineKeepsWhatAPollExpected(t *testing.T) {
 			want: []string{"Timed out after", "traefik should route host", "failed at report_test.go:", "HTTP for host probe.k3snet.test", "it reported: no UDP reply"}, absent: "whole result",
 		},
 		{
+			name: "verdict of an expected failure",
+			assert: func(g gomega.Gomega) {
+				g.Expect(true).To(gomega.BeFalse(), "tcp must fail while agent-0 drops VXLAN\nexpected the probe to run and fail; it succeeded\nwhole result: {OK:true}")
+			},
+			want: []string{"tcp must fail while agent-0 drops VXLAN", "expected the probe to run and fail; it succeeded"}, absent: "whole result",
+		},
+		{
 			name: "Consistently that saw something",
 			assert: func(g gomega.Gomega) {
 				g.Consistently(func() []string { return []string{"pod svclb-x"} }).WithTimeout(timeout).
