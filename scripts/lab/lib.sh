@@ -41,14 +41,22 @@ step() {
 	echo "$name $(( t1 - t0 ))" >>"$LAB_CACHE/logs/timings.txt"
 }
 
+# moddir MODULE VERSION: prints the module's directory in the Go module cache (read-only),
+# downloading it first when needed.
+moddir() {
+	local dir
+	dir=$(cd "$LAB_CACHE/work" && GOFLAGS=-mod=mod "$GO" mod download -json "$1@$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	[ -n "$dir" ] || die "go mod download $1@$2 gave no directory"
+	echo "$dir"
+}
+
 # modsrc MODULE VERSION: prints a writable copy of a module's source, made once. Builds run
 # inside such a copy so that the module's own replace directives apply.
 modsrc() {
 	local mod=$1 ver=$2 dst dir
 	dst="$LAB_CACHE/src/$(echo "$mod" | tr '/' '_')@$ver"
 	if [ ! -f "$dst/.complete" ]; then
-		dir=$(cd "$LAB_CACHE/work" && GOFLAGS=-mod=mod "$GO" mod download -json "$mod@$ver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-		[ -n "$dir" ] || die "go mod download $mod@$ver gave no directory"
+		dir=$(moddir "$mod" "$ver")
 		rm -rf "$dst"; cp -r "$dir" "$dst"; chmod -R u+w "$dst"; touch "$dst/.complete"
 	fi
 	echo "$dst"
