@@ -61,17 +61,19 @@ build_shim() {
 	CGO_ENABLED=1 "$GO" build -mod=mod -tags "${tags/netcgo/netgo}" -ldflags "$versionflags -w -s" -o "$OUT/containerd-shim-runc-v2" ./cmd/containerd-shim-runc-v2
 }
 
+# -trimpath like every other CGO_ENABLED=0 build of the lab, so the standard library compiled
+# for those is reused from the build cache instead of being compiled once more.
 build_cni() {
 	local src; src=$(modsrc github.com/containernetworking/plugins "$K3S_CNI_PLUGINS_MODULE_VERSION")
 	mkdir -p "$OUT/cni"
 	cd "$src"
 	for p in main/bridge main/loopback ipam/host-local meta/portmap meta/bandwidth meta/firewall; do
-		CGO_ENABLED=0 "$GO" build -mod=mod -ldflags "-w -s" -o "$OUT/cni/$(basename $p)" ./plugins/$p
+		CGO_ENABLED=0 "$GO" build -mod=mod -trimpath -ldflags "-w -s" -o "$OUT/cni/$(basename $p)" ./plugins/$p
 	done
 	# flannel's CNI plugin: the only module version served is in plugins v0.9.1.
 	src=$(modsrc github.com/containernetworking/plugins "$K3S_FLANNEL_CNI_MODULE_VERSION")
 	cd "$src"
-	CGO_ENABLED=0 "$GO" build -mod=mod -ldflags "-w -s" -o "$OUT/cni/flannel" ./plugins/meta/flannel
+	CGO_ENABLED=0 "$GO" build -mod=mod -trimpath -ldflags "-w -s" -o "$OUT/cni/flannel" ./plugins/meta/flannel
 	touch "$OUT/cni/.complete"
 }
 

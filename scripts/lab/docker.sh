@@ -22,7 +22,7 @@ labtool_bin() {
 	local out
 	out="$LAB_CACHE/bin/labtool-$(recipe_hash "$LAB_DIR/labtool/main.go")"
 	if [ ! -x "$out" ]; then
-		(cd "$REPO_DIR" && CGO_ENABLED=0 "$GO" build -o "$out" ./scripts/lab/labtool) || die "building labtool failed"
+		(cd "$REPO_DIR" && CGO_ENABLED=0 "$GO" build -trimpath -o "$out" ./scripts/lab/labtool) || die "building labtool failed"
 	fi
 	echo "$out"
 }

@@ -18,10 +18,14 @@ export LAB_CACHE
 mkdir -p "$LAB_CACHE/bin" "$LAB_CACHE/src" "$LAB_CACHE/logs" "$LAB_CACHE/work"
 
 GO=${GO:-go}
-# Every lab binary is linked with -s -w (no symbol table, no DWARF), so the DWARF the compiler
-# would write into each package's object file is thrown away at link time: not generating it
-# saves compile time on a cold cache and changes no binary.
-export GOFLAGS=${GOFLAGS:--buildvcs=false -gcflags=all=-dwarf=false}
+# Compiler flags for a cold build on few cores; neither changes a binary:
+# - every lab binary is linked with -s -w (no symbol table, no DWARF), so the DWARF the
+#   compiler would write into each package's object file is thrown away at link time;
+# - -c=1: one back-end goroutine per compile. `go build` already runs as many compiles as
+#   there are cores (and the k3s compile runs beside the others), so a second back-end
+#   goroutine per compile only adds coordination: a cold CoreDNS build took 10-12 % less CPU
+#   and 7-15 % less time with it (two runs each).
+export GOFLAGS=${GOFLAGS:-'-buildvcs=false "-gcflags=all=-dwarf=false -c=1"'}
 
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
