@@ -32,7 +32,9 @@ recipe_of() {
 	# shellcheck disable=SC1091
 	extra=$(HASH_EXTRA_DIRS=""; . "$d/image.env"; echo "$HASH_EXTRA_DIRS")
 	local -a files
-	mapfile -t files < <(find "$d" -type f; for x in $extra; do find "$REPO_DIR/$x" -type f; done | sort)
+	# Sorted as a whole, bytewise: find lists a directory in the file system's own order,
+	# which differs from one file system to another.
+	mapfile -t files < <({ find "$d" -type f; for x in $extra; do find "$REPO_DIR/$x" -type f; done; } | LC_ALL=C sort)
 	# The variables the files reference ($VAR or ${VAR}), then their lines of versions.env in
 	# that file's order: one grep for all variables (one per variable cost seconds).
 	local used
