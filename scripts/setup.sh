@@ -49,7 +49,7 @@ auto)
 	elif use_official; then
 		:
 	else
-		log "no registry answered: building the offline lab (cold: ~47 min on 2 cores, then cached)"
+		log "no registry answered: building the offline lab (cold: ~45 min on 2 cores, then cached)"
 		use_lab
 	fi
 	;;

@@ -18,14 +18,16 @@ export LAB_CACHE
 mkdir -p "$LAB_CACHE/bin" "$LAB_CACHE/src" "$LAB_CACHE/logs" "$LAB_CACHE/work"
 
 GO=${GO:-go}
-# Compiler flags for a cold build on few cores; neither changes a binary:
+# Compiler flags for a cold build; neither changes a binary:
 # - every lab binary is linked with -s -w (no symbol table, no DWARF), so the DWARF the
 #   compiler would write into each package's object file is thrown away at link time;
-# - -c=1: one back-end goroutine per compile. `go build` already runs as many compiles as
-#   there are cores (and the k3s compile runs beside the others), so a second back-end
-#   goroutine per compile only adds coordination: a cold CoreDNS build took 10-12 % less CPU
-#   and 7-15 % less time with it (two runs each).
-export GOFLAGS=${GOFLAGS:-'-buildvcs=false "-gcflags=all=-dwarf=false -c=1"'}
+# - on two cores or fewer, -c=1: one back-end goroutine per compile. `go build` already runs
+#   a compile per core there, so a second back-end goroutine only adds coordination (a cold
+#   CoreDNS build alone: 10-12 % less CPU, two runs each). With more cores Go's default
+#   (up to 4) shortens the long compiles that others wait for, so it is kept.
+lab_gcflags=-dwarf=false
+[ "$(nproc)" -gt 2 ] || lab_gcflags="$lab_gcflags -c=1"
+export GOFLAGS=${GOFLAGS:-"-buildvcs=false \"-gcflags=all=$lab_gcflags\""}
 
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
