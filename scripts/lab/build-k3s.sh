@@ -49,14 +49,9 @@ build_runc() {
 # module graph selects. The fork declares itself github.com/containerd/containerd, so it is
 # fetched through k3s's replace directive and copied from the module cache.
 build_shim() {
-	local k3s src dir
-	k3s=$(modsrc "$K3S_MODULE" "$K3S_MODULE_VERSION")
-	dir=$(cd "$k3s" && "$GO" mod download -json github.com/containerd/containerd | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-	[ -n "$dir" ] || die "could not fetch the containerd fork"
-	src="$LAB_CACHE/src/containerd-fork@$K3S_CONTAINERD_VERSION"
-	if [ ! -f "$src/.complete" ]; then
-		rm -rf "$src"; cp -r "$dir" "$src"; chmod -R u+w "$src"; touch "$src/.complete"
-	fi
+	local src
+	src=$(modcopy "$LAB_CACHE/src/containerd-fork@$K3S_CONTAINERD_VERSION" \
+		github.com/containerd/containerd "$(modsrc "$K3S_MODULE" "$K3S_MODULE_VERSION")")
 	cd "$src"
 	CGO_ENABLED=1 "$GO" build -mod=mod -tags "${tags/netcgo/netgo}" -ldflags "$versionflags -w -s" -o "$OUT/containerd-shim-runc-v2" ./cmd/containerd-shim-runc-v2
 }

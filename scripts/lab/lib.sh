@@ -47,26 +47,30 @@ step() {
 	echo "$name $(( t1 - t0 ))" >>"$LAB_CACHE/logs/timings.txt"
 }
 
-# moddir MODULE VERSION: prints the module's directory in the Go module cache (read-only),
-# downloading it first when needed.
+# moddir MODULE[@VERSION] [MAIN_MODULE_DIR]: prints the module's directory in the Go module
+# cache (read-only), downloading it first when needed. Without @VERSION: the version the main
+# module in MAIN_MODULE_DIR selects, after its replace directives.
 moddir() {
 	local dir
-	dir=$(cd "$LAB_CACHE/work" && GOFLAGS=-mod=mod "$GO" mod download -json "$1@$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-	[ -n "$dir" ] || die "go mod download $1@$2 gave no directory"
+	dir=$(cd "${2:-$LAB_CACHE/work}" && GOFLAGS=-mod=mod "$GO" mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	[ -n "$dir" ] || die "go mod download $1 gave no directory"
 	echo "$dir"
 }
 
-# modsrc MODULE VERSION: prints a writable copy of a module's source, made once. Builds run
-# inside such a copy so that the module's own replace directives apply.
-modsrc() {
-	local mod=$1 ver=$2 dst dir
-	dst="$LAB_CACHE/src/$(echo "$mod" | tr '/' '_')@$ver"
+# modcopy DST MODULE[@VERSION] [MAIN_MODULE_DIR]: prints DST, a writable copy of the module's
+# source (found as moddir finds it), made once.
+modcopy() {
+	local dst=$1 dir; shift
 	if [ ! -f "$dst/.complete" ]; then
-		dir=$(moddir "$mod" "$ver")
+		dir=$(moddir "$@")
 		rm -rf "$dst"; cp -r "$dir" "$dst"; chmod -R u+w "$dst"; touch "$dst/.complete"
 	fi
 	echo "$dst"
 }
+
+# modsrc MODULE VERSION: prints a writable copy of a module's source, made once. Builds run
+# inside such a copy so that the module's own replace directives apply.
+modsrc() { modcopy "$LAB_CACHE/src/$(echo "$1" | tr '/' '_')@$2" "$1@$2"; }
 
 # recipe_hash FILES...: a short hash of the files that define an image, for cache keys.
 recipe_hash() { cat "$@" | sha256sum | cut -c1-12; }

@@ -14,10 +14,9 @@ src=$(modsrc github.com/traefik/traefik/v2 "$TRAEFIK_MODULE_VERSION")
 if [ ! -x "$out/traefik" ]; then
 	mkdir -p "$out"
 	# lego at the version traefik's go.mod selects, copied with the lab's registry in place.
-	lego_ver=$(cd "$src" && "$GO" list -m -f '{{.Version}}' github.com/go-acme/lego/v4)
-	lab_lego="$LAB_CACHE/src/lego-lab@$lego_ver"
-	rm -rf "$lab_lego"; cp -r "$(moddir github.com/go-acme/lego/v4 "$lego_ver")" "$lab_lego"
-	chmod -R u+w "$lab_lego"
+	lego=$(moddir github.com/go-acme/lego/v4 "$src")
+	lab_lego="$LAB_CACHE/src/lego-lab@${lego##*@}"
+	rm -rf "$lab_lego"; cp -r "$lego" "$lab_lego"; chmod -R u+w "$lab_lego"
 	cp "$registry" "$lab_lego/providers/dns/dns_providers.go"
 	# The release's go.mod stays as it is: the build reads a copy that adds one replace.
 	cp "$src/go.mod" "$src/lab.mod"; cp "$src/go.sum" "$src/lab.sum"
