@@ -51,9 +51,12 @@ step() {
 # cache (read-only), downloading it first when needed. Without @VERSION: the version the main
 # module in MAIN_MODULE_DIR selects, after its replace directives.
 moddir() {
-	local dir
-	dir=$(cd "${2:-$LAB_CACHE/work}" && GOFLAGS=-mod=mod "$GO" mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-	[ -n "$dir" ] || die "go mod download $1 gave no directory"
+	local out dir
+	# A failed download exits non-zero with its reason in the JSON's Error field (stdout):
+	# keep the output, so that the reason reaches the message instead of a silent exit.
+	out=$(cd "${2:-$LAB_CACHE/work}" && GOFLAGS=-mod=mod "$GO" mod download -json "$1" 2>&1) || true
+	dir=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$out")
+	[ -n "$dir" ] || die "go mod download $1 gave no directory: $(sed -n 's/^\t"Error": "\(.*\)"$/\1/p' <<<"$out")"
 	echo "$dir"
 }
 
